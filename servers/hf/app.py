@@ -1,0 +1,263 @@
+"""The baseline server's HTTP surface: OpenAI completions and chat, models, health, metrics.
+
+Why it looks like vLLM's: the load generator and users' own clients talk to every engine
+through the same protocol, so this server answers in vLLM's chunk format (role chunk
+first, one chunk per generated token, ``finish_reason`` on the last token's chunk, a
+usage-only chunk when ``stream_options.include_usage``, then ``[DONE]``) and accepts
+vLLM's ``ignore_eos`` and ``min_tokens``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from servers.hf import errors
+from servers.hf.config import ServerConfig
+from servers.hf.metrics import ServerMetrics
+from servers.hf.protocol import (
+    ChatCompletionRequest,
+    ChatMessage,
+    CompletionRequest,
+    ErrorResponse,
+    ModelCard,
+    ModelList,
+    TokenizeRequest,
+)
+from servers.hf.runner import ModelRunner
+from servers.hf.scheduler import QueueFull, Scheduler, make_scheduler
+from servers.hf.sequence import Event, FinishEvent, SamplingParams, Sequence, TokenEvent
+from servers.hf.streaming import SSE_DONE, ClientDisconnected, SSEResponse, sse_event, unless_disconnected
+
+# OpenAI's default for /v1/completions; chat defaults to the rest of the context (as vLLM).
+COMPLETIONS_DEFAULT_MAX_TOKENS = 16
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorResponse} for code in (400, 404, 429, 500)
+}
+
+
+class Engine:
+    """Glue between HTTP handlers and the scheduler: validation that needs the tokenizer,
+    sequence creation, and turning a sequence's events into responses."""
+
+    def __init__(self, config: ServerConfig, runner: ModelRunner) -> None:
+        self.config = config
+        self.runner = runner
+        self.served_model_name = config.served_model_name or config.model
+        self.metrics = ServerMetrics(self.served_model_name, runner.info.device)
+        self.scheduler: Scheduler = make_scheduler(config.scheduler, runner, self.metrics, config.max_queue)
+        # The generation thread decodes text; a tokenizer of its own avoids sharing the
+        # Rust object with encodes running on the event loop.
+        self.detokenizer = type(runner.tokenizer).from_pretrained(runner.info.path)
+
+    def check_model(self, model: str) -> None:
+        if model != self.served_model_name:
+            self.metrics.on_rejected("invalid")
+            raise errors.model_not_found(model, self.served_model_name)
+
+    def invalid(self, message: str, param: str | None = None) -> errors.APIError:
+        self.metrics.on_rejected("invalid")
+        return errors.bad_request(message, param)
+
+    def sampling_params(self, req: CompletionRequest | ChatCompletionRequest, prompt_len: int,
+                        default_max_tokens: int | None) -> SamplingParams:
+        limit = self.runner.max_model_len
+        if prompt_len >= limit:
+            raise self.invalid(f"The prompt has {prompt_len} tokens; this model's context is {limit} tokens.",
+                               "prompt" if isinstance(req, CompletionRequest) else "messages")
+        max_tokens = req.max_tokens
+        if max_tokens is None:
+            max_tokens = min(default_max_tokens or limit, limit - prompt_len)
+        elif prompt_len + max_tokens > limit:
+            raise self.invalid(
+                f"This model's maximum context length is {limit} tokens. However, you requested "
+                f"{prompt_len + max_tokens} tokens ({prompt_len} in the prompt, {max_tokens} for the "
+                "completion). Please reduce the prompt or max_tokens.", "max_tokens")
+        if req.min_tokens > max_tokens:
+            raise self.invalid(f"min_tokens ({req.min_tokens}) exceeds max_tokens ({max_tokens})", "min_tokens")
+        return SamplingParams(max_tokens=max_tokens, temperature=req.temperature, top_p=req.top_p,
+                              seed=req.seed, stop=tuple(req.stop_strings), ignore_eos=req.ignore_eos,
+                              min_tokens=req.min_tokens)
+
+    def completion_prompt(self, req: CompletionRequest) -> list[int]:
+        if isinstance(req.prompt, str):
+            ids = self.runner.encode(req.prompt)
+        else:
+            vocab = self.runner.vocab_size
+            bad = [t for t in req.prompt if t >= vocab]
+            if bad:
+                raise self.invalid(f"token id {bad[0]} is out of the vocabulary (size {vocab})", "prompt")
+            ids = list(req.prompt)
+        if not ids:
+            raise self.invalid("The prompt is empty after tokenization.", "prompt")
+        return ids
+
+    def chat_prompt(self, messages: list[ChatMessage]) -> list[int]:
+        try:
+            return self.runner.render_chat([{"role": m.role, "content": m.text()} for m in messages])
+        except Exception as exc:  # template errors (roles out of order, ...) are the client's input
+            raise self.invalid(f"The messages could not be rendered with the chat template: {exc}",
+                               "messages") from exc
+
+    def submit(self, prompt_ids: list[int], params: SamplingParams, prefix: str) -> tuple[Sequence, asyncio.Queue]:
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[Event] = asyncio.Queue()
+
+        def emit(event: Event) -> None:
+            loop.call_soon_threadsafe(queue.put_nowait, event)
+
+        seq = Sequence(request_id=f"{prefix}-{uuid.uuid4().hex}", prompt_ids=prompt_ids, params=params,
+                       tokenizer=self.detokenizer, eos_ids=self.runner.eos_ids, emit=emit)
+        try:
+            self.scheduler.submit(seq)
+        except QueueFull as exc:
+            self.metrics.on_rejected("rejected")
+            raise errors.queue_full(exc.limit) from exc
+        return seq, queue
+
+    def usage(self, seq: Sequence) -> dict[str, int]:
+        prompt, completion = len(seq.prompt_ids), len(seq.output_ids)
+        return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+
+
+async def _events(queue: asyncio.Queue[Event]) -> AsyncIterator[Event]:
+    while True:
+        event = await queue.get()
+        yield event
+        if isinstance(event, FinishEvent) or event.finish_reason is not None:
+            return
+
+
+def _dumps(obj: dict[str, Any]) -> bytes:
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def _stream_error(message: str) -> bytes:
+    return sse_event(_dumps({"error": {"message": message, "type": "internal_server_error",
+                                       "param": None, "code": "internal_error"}}))
+
+
+async def _respond(engine: Engine, request: Request, seq: Sequence, queue: asyncio.Queue[Event],
+                   stream: bool, include_usage: bool, chat: bool) -> Response:
+    created = int(time.time())
+    base = {"id": seq.request_id, "object": "chat.completion.chunk" if chat else "text_completion",
+            "created": created, "model": engine.served_model_name}
+
+    def choice(text: str, finish_reason: str | None) -> dict[str, Any]:
+        if chat:
+            return {"index": 0, "delta": {"content": text}, "logprobs": None, "finish_reason": finish_reason}
+        return {"index": 0, "text": text, "logprobs": None, "finish_reason": finish_reason}
+
+    if stream:
+        async def body() -> AsyncIterator[bytes]:
+            if chat:
+                yield sse_event(_dumps({**base, "choices": [
+                    {"index": 0, "delta": {"role": "assistant", "content": ""}, "logprobs": None,
+                     "finish_reason": None}]}))
+            async for event in _events(queue):
+                if isinstance(event, FinishEvent):
+                    if event.finish_reason == "error":
+                        yield _stream_error(event.message)
+                    break
+                yield sse_event(_dumps({**base, "choices": [choice(event.text, event.finish_reason)]}))
+            if include_usage and seq.finish_reason in ("stop", "length"):
+                yield sse_event(_dumps({**base, "choices": [], "usage": engine.usage(seq)}))
+            yield SSE_DONE
+
+        return SSEResponse(body(), on_disconnect=lambda: engine.scheduler.cancel(seq))
+
+    async def collect() -> list[TokenEvent | FinishEvent]:
+        return [event async for event in _events(queue)]
+
+    try:
+        events = await unless_disconnected(request, collect())
+    except ClientDisconnected:
+        engine.scheduler.cancel(seq)
+        return Response(status_code=499)
+    last = events[-1]
+    if isinstance(last, FinishEvent):
+        return errors.APIError(500, f"generation failed: {last.message}", type="internal_server_error",
+                               code="internal_error").response()
+    text = "".join(e.text for e in events if isinstance(e, TokenEvent))
+    if chat:
+        result_choice = {"index": 0, "message": {"role": "assistant", "content": text}, "logprobs": None,
+                         "finish_reason": seq.finish_reason}
+        obj = "chat.completion"
+    else:
+        result_choice = {"index": 0, "text": text, "logprobs": None, "finish_reason": seq.finish_reason}
+        obj = "text_completion"
+    return JSONResponse({"id": seq.request_id, "object": obj, "created": created,
+                         "model": engine.served_model_name, "choices": [result_choice],
+                         "usage": engine.usage(seq)})
+
+
+def create_app(config: ServerConfig, runner: ModelRunner | None = None) -> FastAPI:
+    """Build the app; the model is loaded here unless a runner is passed (tests share one)."""
+    engine = Engine(config, runner or ModelRunner(config.model, config.device, config.dtype,
+                                                  config.max_model_len))
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        await engine.scheduler.start()
+        try:
+            yield
+        finally:
+            await engine.scheduler.stop()
+
+    app = FastAPI(title="HF baseline server (llm-serving-rig)", version="0.1.0", lifespan=lifespan)
+    app.state.engine = engine
+    errors.install_handlers(app)
+
+    @app.get("/health")
+    async def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/metrics")
+    async def metrics() -> Response:
+        return Response(generate_latest(engine.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    @app.get("/v1/models", response_model=ModelList)
+    async def models() -> ModelList:
+        return ModelList(data=[ModelCard(id=engine.served_model_name, max_model_len=engine.runner.max_model_len)])
+
+    @app.post("/v1/completions", responses=ERROR_RESPONSES)
+    async def completions(req: CompletionRequest, request: Request) -> Response:
+        engine.check_model(req.model)
+        prompt_ids = engine.completion_prompt(req)
+        params = engine.sampling_params(req, len(prompt_ids), COMPLETIONS_DEFAULT_MAX_TOKENS)
+        seq, queue = engine.submit(prompt_ids, params, "cmpl")
+        return await _respond(engine, request, seq, queue, req.stream, req.include_usage, chat=False)
+
+    @app.post("/v1/chat/completions", responses=ERROR_RESPONSES)
+    async def chat_completions(req: ChatCompletionRequest, request: Request) -> Response:
+        engine.check_model(req.model)
+        prompt_ids = engine.chat_prompt(req.messages)
+        params = engine.sampling_params(req, len(prompt_ids), None)
+        seq, queue = engine.submit(prompt_ids, params, "chatcmpl")
+        return await _respond(engine, request, seq, queue, req.stream, req.include_usage, chat=True)
+
+    @app.post("/tokenize", responses=ERROR_RESPONSES)
+    async def tokenize(req: TokenizeRequest) -> dict[str, Any]:
+        """vLLM-compatible: lets a client count tokens exactly as this server does."""
+        if req.model is not None:
+            engine.check_model(req.model)
+        if req.messages is not None:
+            tokens = engine.chat_prompt(req.messages)
+        elif req.prompt is not None:
+            tokens = engine.runner.encode(req.prompt) if req.add_special_tokens else list(
+                engine.runner.tokenizer(req.prompt, add_special_tokens=False)["input_ids"])
+        else:
+            raise engine.invalid("Send either `prompt` or `messages`.", "prompt")
+        return {"count": len(tokens), "max_model_len": engine.runner.max_model_len, "tokens": tokens}
+
+    return app
+

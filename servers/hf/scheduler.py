@@ -1,0 +1,147 @@
+"""Schedulers decide which sequence the model works on; ``naive`` is the baseline's.
+
+Naive scheduling is what a plain Hugging Face server does: one request at a time, in
+arrival order, each generated to the end before the next starts. That is the reference
+every engine's speed-up is measured against, so it is naive by design but never broken:
+the queue is bounded (a full queue answers 429 at once), a request whose client went
+away leaves the queue immediately or stops between two decode steps, and the model runs
+in one dedicated thread so the event loop (``/health``, ``/metrics``, new requests)
+never waits for a forward pass.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from typing import Protocol
+
+from servers.hf.metrics import ServerMetrics
+from servers.hf.runner import ModelRunner
+from servers.hf.sequence import Sequence
+
+log = logging.getLogger(__name__)
+
+SCHEDULERS = ("naive",)
+
+
+class QueueFull(Exception):
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"queue full ({limit} waiting)")
+        self.limit = limit
+
+
+class Scheduler(Protocol):
+    async def start(self) -> None: ...
+    async def stop(self) -> None: ...
+    def submit(self, seq: Sequence) -> None: ...
+    def cancel(self, seq: Sequence) -> None: ...
+
+
+class NaiveScheduler:
+    """FIFO, one generation at a time; ``max_queue`` bounds the waiting requests."""
+
+    def __init__(self, runner: ModelRunner, metrics: ServerMetrics, max_queue: int) -> None:
+        self.runner = runner
+        self.metrics = metrics
+        self.max_queue = max_queue
+        self._waiting: deque[Sequence] = deque()
+        self._running: Sequence | None = None
+        self._wake = asyncio.Event()
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hf-generate")
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def num_waiting(self) -> int:
+        return len(self._waiting)
+
+    @property
+    def num_running(self) -> int:
+        return 0 if self._running is None else 1
+
+    def _publish_depths(self) -> None:
+        self.metrics.set_queue_depths(self.num_running, self.num_waiting)
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._loop(), name="naive-scheduler")
+
+    async def stop(self) -> None:
+        for seq in list(self._waiting):
+            self.cancel(seq)
+        if self._running is not None:
+            self._running.cancelled.set()
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        self._executor.shutdown(wait=True)
+
+    def submit(self, seq: Sequence) -> None:
+        if len(self._waiting) >= self.max_queue:
+            raise QueueFull(self.max_queue)
+        self._waiting.append(seq)
+        self._publish_depths()
+        self._wake.set()
+
+    def cancel(self, seq: Sequence) -> None:
+        """Called when the client went away: dequeue at once, or stop after the current step."""
+        seq.cancelled.set()
+        try:
+            self._waiting.remove(seq)
+        except ValueError:
+            return  # running (the generation thread ends it) or already finished
+        seq.end("abort")
+        self.metrics.on_finished(seq)
+        self._publish_depths()
+
+    async def _loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            while not self._waiting:
+                self._wake.clear()
+                await self._wake.wait()
+            seq = self._waiting.popleft()
+            self._running = seq
+            self._publish_depths()
+            try:
+                await loop.run_in_executor(self._executor, self._generate, seq)
+            finally:
+                self._running = None
+                self._publish_depths()
+
+    def _generate(self, seq: Sequence) -> None:
+        """Runs in the generation thread: prefill, then decode until the sequence finishes."""
+        seq.scheduled = time.perf_counter()
+        self.metrics.on_scheduled(seq)
+        try:
+            if seq.cancelled.is_set():
+                seq.end("abort")
+                return
+            generator = self.runner.generator(seq.params.seed)
+            logits, cache = self.runner.prefill(seq.prompt_ids)
+            while True:
+                token = self.runner.sample(logits, seq.params, generator, seq.suppressed_token_ids())
+                previous = seq.last_token
+                seq.append(token)
+                self.metrics.on_token(seq, previous)
+                if seq.is_finished:
+                    return
+                if seq.cancelled.is_set():
+                    seq.end("abort")
+                    return
+                logits = self.runner.decode(token, cache)
+        except Exception as exc:  # a server fault: the request fails, the server goes on
+            log.exception("generation failed for %s", seq.request_id)
+            seq.end("error", f"{type(exc).__name__}: {exc}")
+        finally:
+            if seq.is_finished:
+                self.metrics.on_finished(seq)
+
+
+def make_scheduler(name: str, runner: ModelRunner, metrics: ServerMetrics, max_queue: int) -> Scheduler:
+    if name == "naive":
+        return NaiveScheduler(runner, metrics, max_queue)
+    raise ValueError(f"unknown scheduler {name!r}; choose one of {SCHEDULERS}")
