@@ -23,6 +23,7 @@ from servers.hf.sequence import SamplingParams
 
 log = logging.getLogger(__name__)
 
+GREEDY_EPSILON = 1e-5
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
@@ -125,12 +126,15 @@ class ModelRunner:
 
 def sample_token(logits: torch.Tensor, params: SamplingParams, generator: torch.Generator | None,
                  suppressed: frozenset[int] = frozenset()) -> int:
-    """Greedy when temperature is 0, else temperature then nucleus (top-p) sampling, in fp32."""
+    """Greedy when temperature is (near) 0, else temperature then nucleus (top-p) sampling, in fp32.
+
+    Temperatures below 1e-5 count as greedy, as in vLLM: dividing by them overflows to inf/nan.
+    """
     logits = logits.float()
     if suppressed:
         logits = logits.clone()
         logits[list(suppressed)] = float("-inf")
-    if params.temperature == 0.0:
+    if params.temperature < GREEDY_EPSILON:
         return int(torch.argmax(logits))
     logits = logits / params.temperature
     if params.top_p < 1.0:

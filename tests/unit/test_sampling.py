@@ -1,0 +1,46 @@
+"""Sampling: greedy, temperature, nucleus filtering, seeds, suppressed tokens."""
+
+from __future__ import annotations
+
+import torch
+
+from servers.hf.runner import sample_token
+from servers.hf.sequence import SamplingParams
+
+LOGITS = torch.tensor([1.0, 3.0, 2.0, -1.0])
+
+
+def test_greedy_is_argmax() -> None:
+    assert sample_token(LOGITS, SamplingParams(max_tokens=1, temperature=0.0), None) == 1
+
+
+def test_suppressed_token_is_never_chosen() -> None:
+    params = SamplingParams(max_tokens=1, temperature=0.0)
+    assert sample_token(LOGITS, params, None, frozenset({1})) == 2
+
+
+def test_top_p_keeps_only_the_nucleus() -> None:
+    # softmax([1,3,2,-1]) ≈ [0.086, 0.63, 0.23, 0.011]: top_p=0.5 keeps only token 1,
+    # top_p=0.8 keeps tokens 1 and 2.
+    gen = torch.Generator().manual_seed(0)
+    seen = {sample_token(LOGITS, SamplingParams(max_tokens=1, top_p=0.5), gen) for _ in range(200)}
+    assert seen == {1}
+    seen = {sample_token(LOGITS, SamplingParams(max_tokens=1, top_p=0.8), gen) for _ in range(400)}
+    assert seen == {1, 2}
+
+
+def test_seed_makes_sampling_reproducible() -> None:
+    params = SamplingParams(max_tokens=1, temperature=1.5)
+    logits = torch.randn(1000, generator=torch.Generator().manual_seed(1))
+
+    def draw(seed: int) -> list[int]:
+        gen = torch.Generator().manual_seed(seed)
+        return [sample_token(logits, params, gen) for _ in range(20)]
+
+    assert draw(7) == draw(7)
+    assert draw(7) != draw(8)
+
+
+def test_tiny_temperature_is_greedy_not_nan() -> None:
+    params = SamplingParams(max_tokens=1, temperature=1e-300)
+    assert sample_token(LOGITS, params, None) == 1
