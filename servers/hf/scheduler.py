@@ -80,7 +80,10 @@ class NaiveScheduler:
         self._executor.shutdown(wait=True)
 
     def submit(self, seq: Sequence) -> None:
-        if len(self._waiting) >= self.max_queue:
+        # A request that arrives while the model is idle is about to run, not to wait: it
+        # does not count against the queue even before the scheduler task has picked it up.
+        free_slots = 0 if self._running is not None else 1
+        if len(self._waiting) >= self.max_queue + free_slots:
             raise QueueFull(self.max_queue)
         self._waiting.append(seq)
         self._publish_depths()

@@ -1,0 +1,53 @@
+"""Real baseline server processes on the real model (and, for fuzzing, a tiny random model)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from engines.local import ManagedProcess, baseline_process, free_port
+
+SERVED = "smollm2"
+# Small on purpose: tests fill it (1 running + 2 waiting) to reach a 429.
+MAX_QUEUE = 2
+
+
+@dataclass
+class Server:
+    url: str
+    process: ManagedProcess
+    model: str = SERVED
+
+    def client(self, timeout: float = 120.0) -> httpx.Client:
+        return httpx.Client(base_url=self.url, timeout=timeout)
+
+
+@pytest.fixture(scope="session")
+def baseline(model_dir: Path, log_dir: Path) -> Iterator[Server]:
+    port = free_port()
+    proc = baseline_process(model_dir, port, log_dir, served_model_name=SERVED,
+                            extra_args=["--max-queue", str(MAX_QUEUE)])
+    with proc:
+        yield Server(url=f"http://127.0.0.1:{port}", process=proc)
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(model_dir: Path) -> Path:
+    """Random weights, real tokenizer: fast generation for protocol fuzzing only."""
+    from engines.models import build_random
+
+    return build_random(model_dir.parent / "tiny-random-llama", model_dir, hidden_size=32, layers=1, heads=2,
+                        max_position_embeddings=256)
+
+
+@pytest.fixture(scope="session")
+def tiny_server(tiny_model_dir: Path, log_dir: Path) -> Iterator[Server]:
+    port = free_port()
+    proc = baseline_process(tiny_model_dir, port, log_dir, served_model_name="tiny",
+                            extra_args=["--max-queue", "64"])
+    with proc:
+        yield Server(url=f"http://127.0.0.1:{port}", process=proc, model="tiny")
