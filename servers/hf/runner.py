@@ -142,6 +142,7 @@ def sample_token(logits: torch.Tensor, params: SamplingParams, generator: torch.
         probs = torch.softmax(sorted_logits, dim=-1)
         # Drop a token when the tokens before it already cover top_p (the first always stays).
         drop = (torch.cumsum(probs, dim=-1) - probs) >= params.top_p
+        drop[0] = False  # explicit: a top_p below float32's resolution would otherwise drop everything
         sorted_logits[drop] = float("-inf")
         logits = torch.full_like(logits, float("-inf")).scatter(0, order, sorted_logits)
     probs = torch.softmax(logits, dim=-1)

@@ -48,6 +48,6 @@ def tiny_model_dir(model_dir: Path) -> Path:
 def tiny_server(tiny_model_dir: Path, log_dir: Path) -> Iterator[Server]:
     port = free_port()
     proc = baseline_process(tiny_model_dir, port, log_dir, served_model_name="tiny",
-                            extra_args=["--max-queue", "64"])
+                            extra_args=["--max-queue", "64", "--max-model-len", "64"])
     with proc:
         yield Server(url=f"http://127.0.0.1:{port}", process=proc, model="tiny")

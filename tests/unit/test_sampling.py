@@ -44,3 +44,9 @@ def test_seed_makes_sampling_reproducible() -> None:
 def test_tiny_temperature_is_greedy_not_nan() -> None:
     params = SamplingParams(max_tokens=1, temperature=1e-300)
     assert sample_token(LOGITS, params, None) == 1
+
+
+def test_top_p_below_float32_resolution_keeps_the_top_token() -> None:
+    # Found by the schemathesis run: 5e-324 rounds to 0.0 in float32 and dropped every token.
+    gen = torch.Generator().manual_seed(0)
+    assert sample_token(LOGITS, SamplingParams(max_tokens=1, top_p=5e-324), gen) == 1
