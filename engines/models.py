@@ -152,13 +152,19 @@ def build_smollm2(out_dir: Path = DEFAULT_SMOLLM2_DIR, dtype: str = "float32",
     return out_dir
 
 
-def build_random(out_dir: Path, tokenizer_dir: Path = DEFAULT_SMOLLM2_DIR, *, architecture: str = "llama",
+def build_random(out_dir: Path, tokenizer_dir: Path = DEFAULT_SMOLLM2_DIR, *, like: Path | None = None,
+                 architecture: str = "llama",
                  hidden_size: int = 64, intermediate_size: int | None = None, layers: int = 2,
                  heads: int = 4, kv_heads: int | None = None, max_position_embeddings: int = 2048,
                  dtype: str = "float32", seed: int = 0) -> Path:
-    """A model of a chosen shape with random weights and the real tokenizer (no downloads)."""
+    """A model of a chosen shape with random weights and the real tokenizer (no downloads).
+
+    ``like``: copy the shape (config.json) of an existing model folder instead, e.g. to
+    measure the real model's speed where its weights cannot travel.
+    """
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    expected = {"source": "random", "architecture": architecture, "hidden_size": hidden_size,
+    expected = {"source": "random", "like": str(like) if like else None, "architecture": architecture,
+                "hidden_size": hidden_size,
                 "intermediate_size": intermediate_size, "layers": layers, "heads": heads,
                 "kv_heads": kv_heads, "max_position_embeddings": max_position_embeddings,
                 "dtype": dtype, "seed": seed}
@@ -172,7 +178,7 @@ def build_random(out_dir: Path, tokenizer_dir: Path = DEFAULT_SMOLLM2_DIR, *, ar
 
     def build(tmp: Path) -> None:
         tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_dir))
-        config = AutoConfig.for_model(
+        config = AutoConfig.from_pretrained(str(like)) if like else AutoConfig.for_model(
             architecture,
             vocab_size=len(tokenizer),
             hidden_size=hidden_size,
@@ -204,6 +210,7 @@ def main(argv: list[str] | None = None) -> int:
     rnd = sub.add_parser("random", help="build a random-weight model of a given shape with the real tokenizer")
     rnd.add_argument("--out", type=Path, required=True)
     rnd.add_argument("--tokenizer", type=Path, default=DEFAULT_SMOLLM2_DIR)
+    rnd.add_argument("--like", type=Path, help="copy the shape (config.json) of this model folder")
     rnd.add_argument("--architecture", default="llama", choices=["llama", "qwen2"])
     rnd.add_argument("--hidden-size", type=int, default=64)
     rnd.add_argument("--intermediate-size", type=int)
@@ -218,7 +225,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "smollm2":
             out = build_smollm2(args.out, args.dtype)
         else:
-            out = build_random(args.out, args.tokenizer, architecture=args.architecture,
+            out = build_random(args.out, args.tokenizer, like=args.like, architecture=args.architecture,
                                hidden_size=args.hidden_size, intermediate_size=args.intermediate_size,
                                layers=args.layers, heads=args.heads, kv_heads=args.kv_heads,
                                max_position_embeddings=args.max_position_embeddings, dtype=args.dtype)
