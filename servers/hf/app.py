@@ -61,29 +61,24 @@ class Engine:
 
     def check_model(self, model: str) -> None:
         if model != self.served_model_name:
-            self.metrics.on_rejected("invalid")
             raise errors.model_not_found(model, self.served_model_name)
-
-    def invalid(self, message: str, param: str | None = None) -> errors.APIError:
-        self.metrics.on_rejected("invalid")
-        return errors.bad_request(message, param)
 
     def sampling_params(self, req: CompletionRequest | ChatCompletionRequest, prompt_len: int,
                         default_max_tokens: int | None) -> SamplingParams:
         limit = self.runner.max_model_len
         if prompt_len >= limit:
-            raise self.invalid(f"The prompt has {prompt_len} tokens; this model's context is {limit} tokens.",
+            raise errors.bad_request(f"The prompt has {prompt_len} tokens; this model's context is {limit} tokens.",
                                "prompt" if isinstance(req, CompletionRequest) else "messages")
         max_tokens = req.max_tokens
         if max_tokens is None:
             max_tokens = min(default_max_tokens or limit, limit - prompt_len)
         elif prompt_len + max_tokens > limit:
-            raise self.invalid(
+            raise errors.bad_request(
                 f"This model's maximum context length is {limit} tokens. However, you requested "
                 f"{prompt_len + max_tokens} tokens ({prompt_len} in the prompt, {max_tokens} for the "
                 "completion). Please reduce the prompt or max_tokens.", "max_tokens")
         if req.min_tokens > max_tokens:
-            raise self.invalid(f"min_tokens ({req.min_tokens}) exceeds max_tokens ({max_tokens})", "min_tokens")
+            raise errors.bad_request(f"min_tokens ({req.min_tokens}) exceeds max_tokens ({max_tokens})", "min_tokens")
         return SamplingParams(max_tokens=max_tokens, temperature=req.temperature, top_p=req.top_p,
                               seed=req.seed, stop=tuple(req.stop_strings), ignore_eos=req.ignore_eos,
                               min_tokens=req.min_tokens)
@@ -95,17 +90,17 @@ class Engine:
             vocab = self.runner.vocab_size
             bad = [t for t in req.prompt if t >= vocab]
             if bad:
-                raise self.invalid(f"token id {bad[0]} is out of the vocabulary (size {vocab})", "prompt")
+                raise errors.bad_request(f"token id {bad[0]} is out of the vocabulary (size {vocab})", "prompt")
             ids = list(req.prompt)
         if not ids:
-            raise self.invalid("The prompt is empty after tokenization.", "prompt")
+            raise errors.bad_request("The prompt is empty after tokenization.", "prompt")
         return ids
 
     def chat_prompt(self, messages: list[ChatMessage]) -> list[int]:
         try:
             return self.runner.render_chat([{"role": m.role, "content": m.text()} for m in messages])
         except Exception as exc:  # template errors (roles out of order, ...) are the client's input
-            raise self.invalid(f"The messages could not be rendered with the chat template: {exc}",
+            raise errors.bad_request(f"The messages could not be rendered with the chat template: {exc}",
                                "messages") from exc
 
     def submit(self, prompt_ids: list[int], params: SamplingParams, prefix: str) -> tuple[Sequence, asyncio.Queue]:
@@ -120,7 +115,6 @@ class Engine:
         try:
             self.scheduler.submit(seq)
         except QueueFull as exc:
-            self.metrics.on_rejected("rejected")
             raise errors.queue_full(exc.limit) from exc
         return seq, queue
 
@@ -215,7 +209,7 @@ def create_app(config: ServerConfig, runner: ModelRunner | None = None) -> FastA
 
     app = FastAPI(title="HF baseline server (llm-serving-rig)", version="0.1.0", lifespan=lifespan)
     app.state.engine = engine
-    errors.install_handlers(app)
+    errors.install_handlers(app, on_client_error=engine.metrics.on_client_error)
 
     @app.get("/health")
     async def health() -> dict[str, str]:
@@ -256,7 +250,7 @@ def create_app(config: ServerConfig, runner: ModelRunner | None = None) -> FastA
             tokens = engine.runner.encode(req.prompt) if req.add_special_tokens else list(
                 engine.runner.tokenizer(req.prompt, add_special_tokens=False)["input_ids"])
         else:
-            raise engine.invalid("Send either `prompt` or `messages`.", "prompt")
+            raise errors.bad_request("Send either `prompt` or `messages`.", "prompt")
         return {"count": len(tokens), "max_model_len": engine.runner.max_model_len, "tokens": tokens}
 
     return app

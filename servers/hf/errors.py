@@ -7,6 +7,7 @@ names the offending field; only a fault of the server itself is a 5xx.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -69,13 +70,18 @@ def _describe_validation_error(errors: list[dict[str, Any]]) -> tuple[str, str |
     return message, param, "invalid_value"
 
 
-def install_handlers(app: FastAPI) -> None:
+def install_handlers(app: FastAPI, on_client_error: Callable[[int], None] = lambda status: None) -> None:
+    """Answer every error in OpenAI's shape; ``on_client_error`` counts the 4xx answers to requests."""
+
     @app.exception_handler(APIError)
     async def _api_error(_: Request, exc: APIError) -> JSONResponse:
+        if 400 <= exc.status < 500:
+            on_client_error(exc.status)
         return exc.response()
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
+        on_client_error(400)
         message, param, code = _describe_validation_error(list(exc.errors()))
         return error_response(400, ErrorBody(message=message, type="invalid_request_error",
                                              param=param, code=code))

@@ -139,5 +139,6 @@ class ServerMetrics:
             self.prefill_time.labels(name).observe(seq.first_token - seq.scheduled)
             self.decode_time.labels(name).observe(seq.finished - seq.first_token)
 
-    def on_rejected(self, outcome: str) -> None:
-        self.requests.labels(self.model_name, outcome).inc()
+    def on_client_error(self, status: int) -> None:
+        """A request answered with a 4xx before it reached the scheduler."""
+        self.requests.labels(self.model_name, "rejected" if status == 429 else "invalid").inc()

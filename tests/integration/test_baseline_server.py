@@ -271,6 +271,7 @@ BAD_INPUTS = [
                          ids=[b[0] for b in BAD_INPUTS])
 def test_bad_input_gets_a_4xx_openai_error(client: httpx.Client, path: str, body, status: int,
                                            param: str | None) -> None:
+    invalid_before = metric(client, "hf:requests_total", outcome="invalid")
     if isinstance(body, bytes):
         reply = client.post(path, content=body, headers={"content-type": "application/json"})
     else:
@@ -280,6 +281,7 @@ def test_bad_input_gets_a_4xx_openai_error(client: httpx.Client, path: str, body
     assert set(error) == {"message", "type", "param", "code"}
     assert error["message"] and error["type"]
     assert error["param"] == param
+    assert metric(client, "hf:requests_total", outcome="invalid") == invalid_before + 1
 
 
 def test_wrong_method_and_unknown_route_are_json_errors(client: httpx.Client) -> None:
