@@ -141,7 +141,8 @@ def _stream_error(message: str) -> bytes:
 
 
 async def _respond(engine: Engine, request: Request, seq: Sequence, queue: asyncio.Queue[Event],
-                   stream: bool, include_usage: bool, chat: bool) -> Response:
+                   req: CompletionRequest | ChatCompletionRequest, chat: bool) -> Response:
+    stream, include_usage, continuous_usage = req.stream, req.include_usage, req.continuous_usage
     created = int(time.time())
     base = {"id": seq.request_id, "object": "chat.completion.chunk" if chat else "text_completion",
             "created": created, "model": engine.served_model_name}
@@ -162,7 +163,12 @@ async def _respond(engine: Engine, request: Request, seq: Sequence, queue: async
                     if event.finish_reason == "error":
                         yield _stream_error(event.message)
                     break
-                yield sse_event(_dumps({**base, "choices": [choice(event.text, event.finish_reason)]}))
+                chunk = {**base, "choices": [choice(event.text, event.finish_reason)]}
+                if continuous_usage:  # from the event: the generation thread may be ahead already
+                    prompt = len(seq.prompt_ids)
+                    chunk["usage"] = {"prompt_tokens": prompt, "completion_tokens": event.completion_tokens,
+                                      "total_tokens": prompt + event.completion_tokens}
+                yield sse_event(_dumps(chunk))
             if include_usage and seq.finish_reason in ("stop", "length"):
                 yield sse_event(_dumps({**base, "choices": [], "usage": engine.usage(seq)}))
             yield SSE_DONE
@@ -229,7 +235,7 @@ def create_app(config: ServerConfig, runner: ModelRunner | None = None) -> FastA
         prompt_ids = engine.completion_prompt(req)
         params = engine.sampling_params(req, len(prompt_ids), COMPLETIONS_DEFAULT_MAX_TOKENS)
         seq, queue = engine.submit(prompt_ids, params, "cmpl")
-        return await _respond(engine, request, seq, queue, req.stream, req.include_usage, chat=False)
+        return await _respond(engine, request, seq, queue, req, chat=False)
 
     @app.post("/v1/chat/completions", responses=ERROR_RESPONSES)
     async def chat_completions(req: ChatCompletionRequest, request: Request) -> Response:
@@ -237,7 +243,7 @@ def create_app(config: ServerConfig, runner: ModelRunner | None = None) -> FastA
         prompt_ids = engine.chat_prompt(req.messages)
         params = engine.sampling_params(req, len(prompt_ids), None)
         seq, queue = engine.submit(prompt_ids, params, "chatcmpl")
-        return await _respond(engine, request, seq, queue, req.stream, req.include_usage, chat=True)
+        return await _respond(engine, request, seq, queue, req, chat=True)
 
     @app.post("/tokenize", responses=ERROR_RESPONSES)
     async def tokenize(req: TokenizeRequest) -> dict[str, Any]:

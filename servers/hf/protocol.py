@@ -20,6 +20,9 @@ NonNegInt = Annotated[int, Field(ge=0)]
 class StreamOptions(BaseModel):
     model_config = ConfigDict(extra="ignore")
     include_usage: bool = False
+    # vLLM's extension: every chunk carries the cumulative usage, so a client can count the
+    # tokens in each chunk exactly instead of assuming one per chunk.
+    continuous_usage_stats: bool = False
 
 
 class _SamplingFields(BaseModel):
@@ -77,6 +80,10 @@ class _SamplingFields(BaseModel):
     @property
     def include_usage(self) -> bool:
         return bool(self.stream_options and self.stream_options.include_usage)
+
+    @property
+    def continuous_usage(self) -> bool:
+        return bool(self.stream_options and self.stream_options.continuous_usage_stats)
 
 
 class UnsupportedField(ValueError):

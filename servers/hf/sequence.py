@@ -39,6 +39,7 @@ class TokenEvent:
     token_id: int
     text: str
     finish_reason: str | None = None  # "stop" | "length" on the last token
+    completion_tokens: int = 0  # output tokens so far, this one included
 
 
 @dataclass(frozen=True)
@@ -171,7 +172,8 @@ class Sequence:
             self.finished = now
         delta = self.text[self._released:releasable]
         self._released = max(self._released, releasable)
-        event = TokenEvent(token_id=token_id, text=delta, finish_reason=finish)
+        event = TokenEvent(token_id=token_id, text=delta, finish_reason=finish,
+                           completion_tokens=len(self.output_ids))
         self.emit(event)
         return event
 

@@ -80,6 +80,14 @@ def test_chat_stream_has_openai_chunk_shape(client: httpx.Client) -> None:
     assert usage["choices"] == []
 
 
+def test_continuous_usage_counts_every_chunk(client: httpx.Client) -> None:
+    s = stream(client, "/v1/completions", {"model": "smollm2", "prompt": "Hello", "max_tokens": 5, "ignore_eos": True,
+                                           "stream_options": {"include_usage": True, "continuous_usage_stats": True}})
+    counts = [c["usage"]["completion_tokens"] for c in s.content_chunks]
+    assert counts == [1, 2, 3, 4, 5]
+    assert s.usage["completion_tokens"] == 5
+
+
 def test_no_usage_chunk_unless_asked(client: httpx.Client) -> None:
     s = stream(client, "/v1/completions", {"model": "smollm2", "prompt": "Hello", "max_tokens": 3})
     assert s.done and s.usage is None and len(s.content_chunks) == 3
