@@ -1,0 +1,58 @@
+"""Triton's HTTP generate extension: ``POST /v2/models/{model}/generate_stream``.
+
+This is how TensorRT-LLM's ``ensemble`` / ``tensorrt_llm_bls`` models are driven over HTTP:
+inputs by name (``text_input``, ``max_tokens``, ``stream``...), one SSE event per response
+with ``text_output``, and NO ``[DONE]``: the stream simply ends. Errors arrive as
+``data: {"error": "..."}`` after HTTP 200. A streaming TensorRT-LLM model sends one
+response per generated token, so each event counts as one token (marked as an
+assumption in the record, since Triton reports no usage). Fixed output lengths come from
+``max_tokens`` alone (Triton rejects inputs a model does not declare, so nothing like
+``ignore_eos`` is sent; add e.g. ``end_id: -1`` through ``request.extra_body`` when the
+model declares it).
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from loadgen.clients.base import HTTPStreamClient, ProtocolError, RequestSpec, StreamError, loads_event
+from loadgen.record import Attempt
+
+
+class TritonGenerateClient(HTTPStreamClient):
+    kind: ClassVar[str] = "triton-generate"
+    requires_done: ClassVar[bool] = False
+
+    @property
+    def url(self) -> str:
+        return f"{self.base_url}/v2/models/{self.options.model}/generate_stream"
+
+    def body(self, spec: RequestSpec) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "text_input": spec.prompt,
+            "max_tokens": spec.max_tokens,
+            "stream": True,
+            "exclude_input_in_output": True,
+            "temperature": self.options.temperature,
+        }
+        if self.options.extra_body:
+            body.update(self.options.extra_body)
+        return body
+
+    def on_event(self, payload: bytes, now_ns: int, attempt: Attempt) -> bool:
+        event = loads_event(payload)
+        if "error" in event:
+            raise StreamError(f"error event after HTTP 200: {event['error']}")
+        if "text_output" not in event:
+            raise ProtocolError(f"generate_stream event without text_output: {payload[:80]!r}")
+        text = event["text_output"]
+        if isinstance(text, list):  # batched output shape [1]
+            text = text[0] if text else ""
+        if attempt.text_parts is not None and text:
+            attempt.text_parts.append(text)
+        attempt.chunk_tokens_exact = False
+        attempt.chunk(now_ns, 1, bool(text))
+        return False
+
+    def finish(self, attempt: Attempt, saw_end: bool) -> None:
+        attempt.output_tokens = sum(attempt.chunk_tokens)

@@ -1,0 +1,179 @@
+"""Every metric the rig reports, as pure functions of request records.
+
+One definition each, formula in the docstring (and in docs/metrics.md, with the names
+vLLM's benchmark, AIPerf and GuideLLM use). Times inside records are integer
+nanoseconds of ``perf_counter_ns``; metrics are returned in milliseconds or per second.
+Per-request metrics return ``None`` when the record lacks what they need (a failed
+request has no TTFT); aggregate metrics use successful, non-warm-up requests only.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass
+
+from loadgen.record import ERROR_CLASSES, RequestRecord
+
+NS_PER_MS = 1_000_000
+NS_PER_S = 1_000_000_000
+
+
+# -- per-request metrics ---------------------------------------------------------------------
+
+def ttft_ms(r: RequestRecord) -> float | None:
+    """Time to first token: first output-bearing chunk − actual send.
+    A role-only or usage-only chunk is not a token; output of any channel (content,
+    reasoning, tool calls) is."""
+    return None if r.first_token_ns is None else (r.first_token_ns - r.sent_ns) / NS_PER_MS
+
+
+def ttft_intended_ms(r: RequestRecord) -> float | None:
+    """TTFT from the intended send time: first output-bearing chunk − intended send.
+    Includes any delay before sending (client overload, in-flight cap), so it does not hide
+    queueing the way latency from the actual send does (coordinated omission)."""
+    return None if r.first_token_ns is None else (r.first_token_ns - r.intended_ns) / NS_PER_MS
+
+
+def ttfb_ms(r: RequestRecord) -> float | None:
+    """Time to first byte: response status line and headers received − actual send."""
+    return None if r.first_byte_ns is None else (r.first_byte_ns - r.sent_ns) / NS_PER_MS
+
+
+def e2e_ms(r: RequestRecord) -> float:
+    """End-to-end latency: last byte of the response (or the error) − actual send."""
+    return (r.end_ns - r.sent_ns) / NS_PER_MS
+
+
+def tpot_ms(r: RequestRecord) -> float | None:
+    """Time per output token after the first: (E2E − TTFT) / (output tokens − 1).
+    ``output tokens`` is the server's usage count when it reports one. Undefined for one token."""
+    ttft = ttft_ms(r)
+    if ttft is None or not r.output_tokens or r.output_tokens < 2:
+        return None
+    return (e2e_ms(r) - ttft) / (r.output_tokens - 1)
+
+
+def itl_gaps_ms(r: RequestRecord) -> list[float]:
+    """Inter-token latency samples of one request: the gap between consecutive chunks that
+    carry output tokens (chunk i's arrival − chunk i−1's arrival). One sample per gap, not
+    per token: a chunk carrying k tokens is one gap (see ``chunk_tokens``)."""
+    times = [t for t, n in zip(r.chunk_offsets_ns, r.chunk_tokens, strict=True) if n > 0]
+    return [(b - a) / NS_PER_MS for a, b in itertools.pairwise(times)]
+
+
+def send_lag_ms(r: RequestRecord) -> float:
+    """Send lag: actual send − intended send (how late the client was)."""
+    return (r.sent_ns - r.intended_ns) / NS_PER_MS
+
+
+def meets_slo(r: RequestRecord, ttft: float | None, tpot: float | None, e2e: float | None) -> bool:
+    """A successful request whose TTFT, TPOT and E2E are each within the given limit
+    (a limit that is None is not checked; an undefined TPOT passes its limit)."""
+    if not r.ok:
+        return False
+    t = ttft_ms(r)
+    if ttft is not None and (t is None or t > ttft):
+        return False
+    p = tpot_ms(r)
+    if tpot is not None and p is not None and p > tpot:
+        return False
+    return not (e2e is not None and e2e_ms(r) > e2e)
+
+
+# -- distributions ---------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Stats:
+    """mean, standard deviation (population), min, max and percentiles of one metric."""
+
+    count: int
+    mean: float
+    std: float
+    min: float
+    p50: float
+    p90: float
+    p95: float
+    p99: float
+    p999: float
+    max: float
+
+    def as_dict(self) -> dict[str, float]:
+        return {k: round(v, 4) if isinstance(v, float) else v for k, v in asdict(self).items()}
+
+
+def percentile(sorted_values: Sequence[float], q: float) -> float:
+    """Linear interpolation between closest ranks (numpy's default): rank = q/100 · (n − 1)."""
+    if not sorted_values:
+        raise ValueError("percentile of no values")
+    rank = q / 100.0 * (len(sorted_values) - 1)
+    low = math.floor(rank)
+    high = min(low + 1, len(sorted_values) - 1)
+    return sorted_values[low] + (sorted_values[high] - sorted_values[low]) * (rank - low)
+
+
+def stats(values: Iterable[float | None]) -> Stats | None:
+    data = sorted(v for v in values if v is not None)
+    if not data:
+        return None
+    n = len(data)
+    mean = math.fsum(data) / n
+    var = math.fsum((v - mean) ** 2 for v in data) / n
+    return Stats(count=n, mean=mean, std=math.sqrt(var), min=data[0], max=data[-1],
+                 p50=percentile(data, 50), p90=percentile(data, 90), p95=percentile(data, 95),
+                 p99=percentile(data, 99), p999=percentile(data, 99.9))
+
+
+# -- aggregates over a set of records --------------------------------------------------------
+
+def measured(records: Iterable[RequestRecord]) -> list[RequestRecord]:
+    """Records that count: warm-up requests excluded."""
+    return [r for r in records if not r.warmup]
+
+
+def window_s(records: Sequence[RequestRecord]) -> float:
+    """Measurement window: last response end − first actual send, over the given records."""
+    if not records:
+        return 0.0
+    return (max(r.end_ns for r in records) - min(r.sent_ns for r in records)) / NS_PER_S
+
+
+def output_tokens_per_s(records: Sequence[RequestRecord]) -> float:
+    """Output throughput: Σ output tokens of successful requests / window."""
+    w = window_s(records)
+    return sum(r.output_tokens or 0 for r in records if r.ok) / w if w > 0 else 0.0
+
+
+def input_tokens_per_s(records: Sequence[RequestRecord]) -> float:
+    """Input throughput: Σ prompt tokens of successful requests / window."""
+    w = window_s(records)
+    return sum(r.prompt_tokens or 0 for r in records if r.ok) / w if w > 0 else 0.0
+
+
+def requests_per_s(records: Sequence[RequestRecord]) -> float:
+    """Request throughput: successful requests / window."""
+    w = window_s(records)
+    return sum(1 for r in records if r.ok) / w if w > 0 else 0.0
+
+
+def goodput_rps(records: Sequence[RequestRecord], ttft: float | None, tpot: float | None,
+                e2e: float | None) -> float:
+    """Goodput: successful requests meeting every SLO / window (vLLM bench's definition)."""
+    w = window_s(records)
+    return sum(1 for r in records if meets_slo(r, ttft, tpot, e2e)) / w if w > 0 else 0.0
+
+
+def errors_by_class(records: Iterable[RequestRecord]) -> dict[str, int]:
+    counts = Counter(r.error for r in records if r.error is not None)
+    return {cls: counts.get(cls, 0) for cls in ERROR_CLASSES}
+
+
+def per_request(records: Sequence[RequestRecord], metric: Callable[[RequestRecord], float | None],
+                ok_only: bool = True) -> Stats | None:
+    return stats(metric(r) for r in records if r.ok or not ok_only)
+
+
+def itl_stats(records: Sequence[RequestRecord]) -> Stats | None:
+    return stats(gap for r in records if r.ok for gap in itl_gaps_ms(r))

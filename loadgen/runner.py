@@ -1,0 +1,235 @@
+"""Dispatch: turn a profile's stages into requests on one asyncio loop, and stop cleanly.
+
+Closed-loop stages keep N requests in flight (each worker sends its next request when its
+previous one ends; the intended send time is that moment). Open-loop stages send on an
+absolute schedule: request i is due at origin + offset_i, the loop sleeps until shortly
+before and then yields until the deadline, so a late wake-up delays that one request
+(send lag, recorded) and never the schedule. An optional cap bounds requests in flight;
+a request held back by it keeps its intended time, so the wait shows in
+``ttft_intended_ms``.
+
+Every finished request is frozen into a ``RequestRecord`` and handed to the sinks at
+once (records.jsonl is written as requests end). A stop request (SIGINT) ends issuing,
+gives in-flight requests ``drain_timeout_s``, then cancels the rest as ``cancelled``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from time import perf_counter_ns
+
+from loadgen.clients.base import Client, RequestSpec
+from loadgen.config import LoadShape
+from loadgen.record import Attempt, RequestRecord
+from loadgen.schedule import arrival_offsets
+
+Sink = Callable[[RequestRecord], None]
+Counter = Callable[[str], int]
+
+# Sleep until this long before a deadline, then yield to the loop until it passes: timers
+# overshoot by up to a millisecond or more, yielding does not.
+SPIN_WINDOW_NS = 2_000_000
+
+
+@dataclass
+class LoopLagMonitor:
+    """Client event-loop lag: how long a callback made ready waits before it runs.
+
+    Every ``interval_s``, a callback is scheduled with ``call_soon`` and the delay until it
+    runs is one sample. High values mean the client itself is saturated and its
+    timestamps are late."""
+
+    interval_s: float = 0.01
+    samples: list[tuple[int, int]] = field(default_factory=list)  # (perf_counter_ns, lag ns)
+    _task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(self.interval_s)
+            scheduled = perf_counter_ns()
+            loop.call_soon(lambda s=scheduled: self.samples.append((s, perf_counter_ns() - s)))
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    def between(self, start_ns: int, end_ns: int) -> list[float]:
+        """Samples in a time window, in ms."""
+        return [lag / 1e6 for t, lag in self.samples if start_ns <= t <= end_ns]
+
+
+@dataclass
+class StageWindow:
+    target: str
+    stage: int
+    stage_name: str
+    start_ns: int
+    end_ns: int = 0
+
+
+class TargetRunner:
+    """Runs the warm-up and every stage of a profile against one target."""
+
+    def __init__(self, target: str, client: Client, prompts: Sequence[RequestSpec], sinks: Sequence[Sink], *,
+                 seed: int = 0, max_in_flight: int | None = None, drain_timeout_s: float = 30.0,
+                 client_counter: Counter | None = None) -> None:
+        self.target = target
+        self.client = client
+        self.prompts = prompts
+        self.sinks = sinks
+        self.seed = seed
+        self.drain_timeout_s = drain_timeout_s
+        self.client_counter = client_counter
+        self._gate = asyncio.Semaphore(max_in_flight) if max_in_flight else None
+        self._stop = asyncio.Event()
+        self._issued = 0
+        self._in_flight: set[asyncio.Task[None]] = set()
+        self.windows: list[StageWindow] = []
+
+    @property
+    def stopped(self) -> bool:
+        return self._stop.is_set()
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    async def run(self, stages: Sequence[LoadShape], warmup: int = 0) -> None:
+        if warmup:
+            await self._closed_loop(LoadShape(type="concurrency", concurrency=min(warmup, 8), requests=warmup),
+                                    stage=-1, stage_name="warmup", warmup=True)
+        for index, shape in enumerate(stages):
+            if self.stopped:
+                break
+            window = StageWindow(self.target, index, shape.label, perf_counter_ns())
+            self.windows.append(window)
+            if shape.type == "concurrency":
+                await self._closed_loop(shape, index, shape.label)
+            else:
+                await self._open_loop(shape, index, shape.label)
+            window.end_ns = perf_counter_ns()
+
+    # -- one request ---------------------------------------------------------------------
+    async def _one(self, stage: int, stage_name: str, warmup: bool, intended_ns: int) -> None:
+        index = self._issued
+        self._issued += 1
+        spec = self.prompts[index % len(self.prompts)]
+        attempt = Attempt(intended_ns=intended_ns)
+        if self.client_counter is not None:
+            attempt.text_parts = []
+        try:
+            await self.client.send(spec, attempt)
+        finally:
+            record = self._freeze(attempt, spec, index, stage, stage_name, warmup)
+            for sink in self.sinks:
+                sink(record)
+
+    def _freeze(self, a: Attempt, spec: RequestSpec, index: int, stage: int, stage_name: str,
+                warmup: bool) -> RequestRecord:
+        client_output = client_prompt = mismatch = None
+        if self.client_counter is not None and a.text_parts is not None:
+            client_output = self.client_counter("".join(a.text_parts))
+            client_prompt = spec.prompt_tokens
+            if a.output_tokens is not None and a.error is None:
+                mismatch = client_output != a.output_tokens
+        sent = a.sent_ns or a.intended_ns
+        return RequestRecord(
+            target=self.target, kind=getattr(self.client, "kind", ""), stage=stage, stage_name=stage_name,
+            index=index, warmup=warmup, prompt_id=spec.prompt_id, intended_ns=a.intended_ns, sent_ns=sent,
+            first_byte_ns=a.first_byte_ns, first_token_ns=a.first_token_ns, first_content_ns=a.first_content_ns,
+            end_ns=a.end_ns or perf_counter_ns(), chunk_offsets_ns=[t - sent for t in a.chunk_ns],
+            chunk_tokens=a.chunk_tokens, chunk_tokens_exact=a.chunk_tokens_exact, status=a.status, error=a.error,
+            error_detail=a.error_detail, finish_reason=a.finish_reason,
+            prompt_tokens=a.prompt_tokens if a.prompt_tokens is not None else spec.prompt_tokens,
+            output_tokens=a.output_tokens, expected_output_tokens=spec.max_tokens,
+            client_prompt_tokens=client_prompt, client_output_tokens=client_output, token_count_mismatch=mismatch,
+        )
+
+    # -- load shapes ---------------------------------------------------------------------
+    async def _closed_loop(self, shape: LoadShape, stage: int, stage_name: str, warmup: bool = False) -> None:
+        assert shape.concurrency is not None
+        deadline = time.monotonic() + shape.duration_s if shape.duration_s else None
+        budget = [shape.requests if shape.requests is not None else -1]
+
+        def may_issue() -> bool:
+            if self.stopped or (deadline is not None and time.monotonic() >= deadline):
+                return False
+            if budget[0] == 0:
+                return False
+            budget[0] -= 1
+            return True
+
+        async def worker() -> None:
+            while may_issue():
+                await self._one(stage, stage_name, warmup, perf_counter_ns())
+
+        workers = [asyncio.ensure_future(worker()) for _ in range(shape.concurrency)]
+        self._in_flight.update(workers)
+        try:
+            await self._until_done_or_stopped(workers)
+        finally:
+            self._in_flight.difference_update(workers)
+
+    async def _open_loop(self, shape: LoadShape, stage: int, stage_name: str) -> None:
+        rng = random.Random(f"{self.seed}:{stage}")
+        offsets = arrival_offsets(shape, rng)
+        origin = perf_counter_ns() + 1_000_000
+        end_offset = shape.duration_s if shape.duration_s is not None else float("inf")
+        tasks: set[asyncio.Task[None]] = set()
+        sent = 0
+        for offset in offsets:
+            if self.stopped or offset >= end_offset or (shape.requests is not None and sent >= shape.requests):
+                break
+            due = origin + int(offset * 1e9)
+            await self._wait_until(due)
+            if self.stopped:
+                break
+            if self._gate is not None:
+                await self._gate.acquire()
+            task = asyncio.ensure_future(self._one(stage, stage_name, False, due))
+            if self._gate is not None:
+                task.add_done_callback(lambda _: self._gate.release())  # type: ignore[union-attr]
+            tasks.add(task)
+            self._in_flight.add(task)
+            task.add_done_callback(tasks.discard)
+            task.add_done_callback(self._in_flight.discard)
+            sent += 1
+        if tasks:
+            await self._until_done_or_stopped(list(tasks))
+
+    async def _wait_until(self, due_ns: int) -> None:
+        remaining = due_ns - perf_counter_ns()
+        if remaining > SPIN_WINDOW_NS:
+            try:
+                await asyncio.wait_for(self._stop.wait(), (remaining - SPIN_WINDOW_NS) / 1e9)
+                return  # stopped while waiting
+            except TimeoutError:
+                pass
+        while perf_counter_ns() < due_ns and not self.stopped:
+            await asyncio.sleep(0)
+
+    async def _until_done_or_stopped(self, tasks: Sequence[asyncio.Future[None]]) -> None:
+        """Wait for the tasks; on a stop request, drain for ``drain_timeout_s``, then cancel."""
+        pending = {t for t in tasks if not t.done()}
+        stop_waiter = asyncio.ensure_future(self._stop.wait())
+        try:
+            while pending and not self.stopped:
+                _done, pending = await asyncio.wait(pending | {stop_waiter}, return_when=asyncio.FIRST_COMPLETED)
+                pending.discard(stop_waiter)
+            if pending:
+                _, pending = await asyncio.wait(pending, timeout=self.drain_timeout_s)
+                for task in pending:
+                    task.cancel()
+                await asyncio.gather(*pending, return_exceptions=True)
+        finally:
+            stop_waiter.cancel()

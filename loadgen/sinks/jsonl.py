@@ -1,0 +1,44 @@
+"""``records.jsonl``: one line per request, written the moment the request ends.
+
+A killed run therefore loses only the requests that were in flight. Lines are flushed
+to the OS at once (not fsynced: a process crash loses nothing, a power cut may).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO
+
+from loadgen.record import RequestRecord
+
+RECORDS_FILE = "records.jsonl"
+LOOP_LAG_FILE = "loop_lag.jsonl"
+
+
+class JsonlSink:
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._file: IO[str] = path.open("a", encoding="utf-8")
+        self.written = 0
+
+    def __call__(self, record: RequestRecord) -> None:
+        self._file.write(record.model_dump_json(exclude_defaults=False) + "\n")
+        self._file.flush()
+        self.written += 1
+
+    def close(self) -> None:
+        self._file.close()
+
+
+def read_records(path: Path) -> Iterator[RequestRecord]:
+    with path.open(encoding="utf-8") as f:
+        for number, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                yield RequestRecord.model_validate_json(line)
+            except ValueError as exc:
+                # The last line of a killed run may be cut short; anything else is corruption.
+                raise ValueError(f"{path}:{number}: not a request record: {exc}") from exc
