@@ -1,0 +1,156 @@
+"""Triton gRPC streaming (``ModelStreamInfer``), the protocol TensorRT-LLM deployments use.
+
+Built on ``grpc.aio`` with the service stubs that ship in ``tritonclient.grpc``: one
+channel for the whole run (HTTP/2 multiplexes every request over it), one bidirectional
+stream per request. Each request asks for ``triton_enable_empty_final_response`` so the
+end of a decoupled model's response stream is explicit (a response whose
+``triton_final_response`` parameter is true); ``tritonclient.grpc.aio.stream_infer``
+cannot set that parameter, hence the stubs.
+
+Timing: gRPC exposes no header arrival, so ``first_byte_ns`` is the first response
+message. Each response with output counts as one token (TensorRT-LLM streams one per
+token), marked as an assumption in the record, since Triton reports no usage.
+
+gRPC status codes map onto the rig's error classes: UNAVAILABLE before any response →
+connect; DEADLINE_EXCEEDED → timeout; INVALID_ARGUMENT, NOT_FOUND, UNIMPLEMENTED → http_4xx
+(the request's fault, as a 4xx would be); an error message inside the stream and any other
+code → stream_error; a stream that ends without a final response → protocol.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import struct
+from collections.abc import AsyncIterator
+from time import perf_counter_ns
+from typing import ClassVar
+
+import grpc
+from tritonclient.grpc import service_pb2, service_pb2_grpc
+
+from loadgen.clients.base import ClientOptions, RequestSpec
+from loadgen.record import Attempt
+
+FINAL = "triton_final_response"
+
+
+def _bytes_element(data: bytes) -> bytes:
+    """Triton's BYTES tensor serialisation: little-endian uint32 length, then the bytes."""
+    return struct.pack("<I", len(data)) + data
+
+
+def build_request(model: str, spec: RequestSpec, options: ClientOptions,
+                  request_id: str) -> service_pb2.ModelInferRequest:
+    request = service_pb2.ModelInferRequest(model_name=model, id=request_id)
+    request.parameters["triton_enable_empty_final_response"].bool_param = True
+    tensors = [
+        ("text_input", "BYTES", _bytes_element(spec.prompt.encode())),
+        ("max_tokens", "INT32", struct.pack("<i", spec.max_tokens)),
+        ("stream", "BOOL", b"\x01"),
+        ("exclude_input_in_output", "BOOL", b"\x01"),
+        ("temperature", "FP32", struct.pack("<f", options.temperature)),
+    ]
+    for name, datatype, raw in tensors:
+        tensor = request.inputs.add()
+        tensor.name = name
+        tensor.datatype = datatype
+        tensor.shape.extend([1, 1])
+        request.raw_input_contents.append(raw)
+    return request
+
+
+def text_output(response: service_pb2.ModelInferResponse) -> str | None:
+    """The first element of the ``text_output`` tensor, or None when the response has none."""
+    for i, tensor in enumerate(response.outputs):
+        if tensor.name != "text_output":
+            continue
+        if i < len(response.raw_output_contents):
+            raw = response.raw_output_contents[i]
+            if len(raw) < 4:
+                return ""
+            (length,) = struct.unpack_from("<I", raw)
+            return raw[4:4 + length].decode(errors="replace")
+        if tensor.contents.bytes_contents:
+            return tensor.contents.bytes_contents[0].decode(errors="replace")
+        return ""
+    return None
+
+
+class TritonGrpcClient:
+    kind: ClassVar[str] = "triton-grpc"
+
+    def __init__(self, base_url: str, options: ClientOptions) -> None:
+        self.target = base_url.removeprefix("grpc://").removeprefix("http://").rstrip("/")
+        self.options = options
+        self._channel: grpc.aio.Channel | None = None
+        self._stub: service_pb2_grpc.GRPCInferenceServiceStub | None = None
+        self._counter = 0
+
+    async def start(self, max_connections: int) -> None:
+        self._channel = grpc.aio.insecure_channel(self.target, options=[
+            ("grpc.max_receive_message_length", 64 * 1024 * 1024),
+            ("grpc.keepalive_time_ms", 60_000),
+        ])
+        self._stub = service_pb2_grpc.GRPCInferenceServiceStub(self._channel)
+
+    async def close(self) -> None:
+        if self._channel is not None:
+            await self._channel.close()
+            self._channel = None
+
+    async def send(self, spec: RequestSpec, attempt: Attempt) -> None:
+        assert self._stub is not None, "start() the client first"
+        self._counter += 1
+        request = build_request(self.options.model, spec, self.options, f"lg-{self._counter}")
+        finished = asyncio.Event()
+
+        async def requests() -> AsyncIterator[service_pb2.ModelInferRequest]:
+            yield request
+            await finished.wait()  # keep our half of the stream open until the last response
+
+        call = None
+        try:
+            attempt.sent_ns = perf_counter_ns()
+            call = self._stub.ModelStreamInfer(requests(), timeout=self.options.timeout_s)
+            async for message in call:
+                now = perf_counter_ns()
+                if attempt.first_byte_ns is None:
+                    attempt.first_byte_ns = now
+                if message.error_message:
+                    attempt.fail("stream_error", f"error response: {message.error_message}")
+                    break
+                response = message.infer_response
+                text = text_output(response)
+                if text is not None:
+                    if attempt.text_parts is not None and text:
+                        attempt.text_parts.append(text)
+                    attempt.chunk_tokens_exact = False
+                    attempt.chunk(now, 1, bool(text))
+                if response.parameters[FINAL].bool_param:
+                    break
+            else:
+                if attempt.error is None:
+                    attempt.fail("protocol", "the stream ended without a final response")
+            attempt.output_tokens = sum(attempt.chunk_tokens)
+            attempt.status = 200 if attempt.error is None else attempt.status
+        except asyncio.CancelledError:
+            attempt.fail("cancelled", "the run stopped before the response ended")
+            raise
+        except grpc.aio.AioRpcError as exc:
+            code = exc.code()
+            if code == grpc.StatusCode.UNAVAILABLE and attempt.first_byte_ns is None:
+                attempt.fail("connect", f"{code.name}: {exc.details()}")
+            elif code == grpc.StatusCode.DEADLINE_EXCEEDED:
+                attempt.fail("timeout", f"{code.name}: {exc.details()}")
+            elif code == grpc.StatusCode.CANCELLED:
+                attempt.fail("cancelled", f"{code.name}: {exc.details()}")
+            elif code in (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NOT_FOUND,
+                          grpc.StatusCode.UNIMPLEMENTED):
+                attempt.fail("http_4xx", f"{code.name}: {exc.details()}")
+            else:
+                attempt.fail("stream_error", f"{code.name}: {exc.details()}")
+        finally:
+            finished.set()
+            if call is not None and not call.done():
+                call.cancel()
+            attempt.end_ns = perf_counter_ns()
