@@ -1,0 +1,1 @@
+"""A synthetic LLM server with recorded ground-truth timing and fault injection."""

@@ -1,0 +1,66 @@
+"""``python -m servers.mock --port P --ttft-ms X --itl-ms Y [--tokens-per-chunk K] [faults]``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import signal
+import sys
+
+from servers.mock.server import MockConfig, MockProtocol, MockServer
+
+
+def parse_args(argv: list[str] | None = None) -> MockConfig:
+    p = argparse.ArgumentParser(prog="python -m servers.mock", description=__doc__)
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--ttft-ms", type=float, default=50.0, help="request received → first token")
+    p.add_argument("--itl-ms", type=float, default=10.0, help="time per token after the first")
+    p.add_argument("--tokens-per-chunk", type=int, default=1)
+    p.add_argument("--output-tokens", type=int, default=16, help="when the request gives no max_tokens")
+    p.add_argument("--model", default="mock")
+    p.add_argument("--seed", type=int, default=0)
+    for fault, what in (("fail-500", "answer HTTP 500"), ("fail-429", "answer HTTP 429"),
+                        ("drop", "close the connection mid-stream"), ("stall", "stop writing mid-stream"),
+                        ("malformed", "send a malformed event mid-stream"),
+                        ("error-event", "send an error object mid-stream after HTTP 200")):
+        p.add_argument(f"--{fault}-rate", type=float, default=0.0, help=f"probability to {what}")
+    a = p.parse_args(argv)
+    if a.tokens_per_chunk < 1:
+        p.error("--tokens-per-chunk must be at least 1")
+    return MockConfig(host=a.host, port=a.port, ttft_ms=a.ttft_ms, itl_ms=a.itl_ms,
+                      tokens_per_chunk=a.tokens_per_chunk, output_tokens=a.output_tokens, model=a.model,
+                      seed=a.seed, fail_500_rate=a.fail_500_rate, fail_429_rate=a.fail_429_rate,
+                      drop_rate=a.drop_rate, stall_rate=a.stall_rate, malformed_rate=a.malformed_rate,
+                      error_event_rate=a.error_event_rate)
+
+
+async def serve(config: MockConfig) -> None:
+    server = MockServer(config)
+    loop = asyncio.get_running_loop()
+    tcp = await loop.create_server(lambda: MockProtocol(server), config.host, config.port, backlog=4096,
+                                   reuse_address=True)
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    print(f"mock serving on http://{config.host}:{config.port}", flush=True)
+    await stop.wait()
+    tcp.close()
+    with contextlib.suppress(asyncio.TimeoutError):
+        await asyncio.wait_for(tcp.wait_closed(), 1.0)
+
+
+def main(argv: list[str] | None = None) -> int:
+    config = parse_args(argv)
+    try:
+        import uvloop
+
+        uvloop.run(serve(config))
+    except ImportError:
+        asyncio.run(serve(config))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,397 @@
+"""The mock's HTTP/1.1 server and token emission, on a bare ``asyncio.Protocol``.
+
+Why so low-level: the mock must never be the bottleneck of the client it measures, with
+a thousand streams and tens of thousands of token writes per second on one core. Each
+token is a timer callback (no task, no coroutine), its bytes are encoded once per
+request, and deadlines are absolute — chunk i is due at received + TTFT + i·ITL·K — so
+timer overshoot never accumulates. What the mock did (write times) is what its metrics
+record, never what it was asked.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from servers.mock.metrics import MockMetrics
+
+TOKEN_TEXT = " tok"
+
+
+@dataclass(frozen=True)
+class MockConfig:
+    host: str = "127.0.0.1"
+    port: int = 8000
+    ttft_ms: float = 50.0
+    itl_ms: float = 10.0
+    tokens_per_chunk: int = 1
+    output_tokens: int = 16
+    model: str = "mock"
+    seed: int = 0
+    fail_500_rate: float = 0.0
+    fail_429_rate: float = 0.0
+    drop_rate: float = 0.0
+    stall_rate: float = 0.0
+    malformed_rate: float = 0.0
+    error_event_rate: float = 0.0
+
+    def draw_fault(self, rng: random.Random) -> str | None:
+        """At most one fault per request, each with its own probability."""
+        u = rng.random()
+        for name, rate in (("http_500", self.fail_500_rate), ("http_429", self.fail_429_rate),
+                           ("dropped", self.drop_rate), ("stalled", self.stall_rate),
+                           ("malformed", self.malformed_rate), ("error_event", self.error_event_rate)):
+            if u < rate:
+                return name
+            u -= rate
+        return None
+
+
+def _chunk(data: bytes) -> bytes:
+    """One HTTP/1.1 chunked-transfer frame."""
+    return b"%x\r\n%s\r\n" % (len(data), data)
+
+
+def _event(obj: Any) -> bytes:
+    return _chunk(b"data: " + json.dumps(obj, separators=(",", ":")).encode() + b"\n\n")
+
+
+LAST_CHUNK = b"0\r\n\r\n"
+DONE = _chunk(b"data: [DONE]\n\n")
+STREAM_HEADERS = (b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncache-control: no-cache\r\n"
+                  b"transfer-encoding: chunked\r\n\r\n")
+REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 429: "Too Many Requests", 500: "Internal Server Error"}
+
+
+def json_response(status: int, body: Any) -> bytes:
+    data = json.dumps(body).encode()
+    return (f"HTTP/1.1 {status} {REASONS.get(status, 'Error')}\r\ncontent-type: application/json\r\n"
+            f"content-length: {len(data)}\r\n\r\n").encode() + data
+
+
+def text_response(data: bytes, content_type: str = "text/plain; version=0.0.4") -> bytes:
+    return (f"HTTP/1.1 200 OK\r\ncontent-type: {content_type}\r\ncontent-length: {len(data)}\r\n\r\n").encode() + data
+
+
+def openai_error(status: int, message: str, code: str) -> bytes:
+    return json_response(status, {"error": {"message": message, "type": "mock_error", "param": None, "code": code}})
+
+
+class Stream:
+    """One streaming response: writes its chunks on an absolute deadline schedule."""
+
+    __slots__ = ("chunk_bytes", "fault", "final_bytes", "index", "last_write", "n_chunks", "n_tokens", "proto",
+                 "received", "tail", "timer", "tokens_per_chunk")
+
+    def __init__(self, proto: MockProtocol, received: float, n_tokens: int, chunk_bytes: bytes, final_bytes: bytes,
+                 tail: bytes, fault: str | None) -> None:
+        cfg = proto.server.config
+        self.proto = proto
+        self.received = received
+        self.tokens_per_chunk = cfg.tokens_per_chunk
+        self.n_tokens = n_tokens
+        self.n_chunks = -(-n_tokens // cfg.tokens_per_chunk)
+        self.chunk_bytes = chunk_bytes
+        self.final_bytes = final_bytes
+        self.tail = tail
+        self.fault = fault
+        self.index = 0
+        self.last_write = 0.0
+        self.timer: asyncio.TimerHandle | None = None
+
+    def due(self, index: int) -> float:
+        cfg = self.proto.server.config
+        return self.received + (cfg.ttft_ms + index * cfg.itl_ms * self.tokens_per_chunk) / 1000.0
+
+    def schedule(self) -> None:
+        loop = self.proto.server.loop
+        delay = self.due(self.index) - time.perf_counter()
+        self.timer = loop.call_at(loop.time() + delay, self.fire) if delay > 0 else loop.call_soon(self.fire)
+
+    def cancel(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+
+    def fire(self) -> None:
+        proto = self.proto
+        if proto.closed:
+            return
+        metrics = proto.server.metrics
+        halfway = self.index == self.n_chunks // 2
+        if self.fault is not None and halfway and self.index > 0:
+            self.inject()
+            return
+        last = self.index == self.n_chunks - 1
+        proto.transport.write(self.final_bytes + self.tail if last else self.chunk_bytes)
+        now = time.perf_counter()
+        if self.index == 0:
+            metrics.ttft.observe(now - self.received)
+        else:
+            metrics.itl.observe(now - self.last_write)
+        self.last_write = now
+        metrics.tokens += self.n_tokens - (self.n_chunks - 1) * self.tokens_per_chunk if last else self.tokens_per_chunk
+        self.index += 1
+        if last:
+            metrics.outcomes["ok"] += 1
+            proto.response_done()
+        else:
+            self.schedule()
+
+    def inject(self) -> None:
+        proto, fault = self.proto, self.fault
+        assert fault is not None
+        proto.server.metrics.outcomes[fault] += 1
+        if fault == "dropped":
+            proto.transport.abort()
+        elif fault == "stalled":
+            return  # nothing more is ever written; the connection stays open
+        elif fault == "malformed":
+            proto.transport.write(_chunk(b'data: {"choices": [{"text": \n\n'))
+            proto.transport.write(DONE + LAST_CHUNK)
+            proto.response_done()
+        elif fault == "error_event":
+            proto.transport.write(self.error_bytes() + LAST_CHUNK)
+            proto.response_done()
+
+    def error_bytes(self) -> bytes:
+        if self.tail == LAST_CHUNK:  # Triton: a bare error string, no [DONE]
+            return _event({"error": "mock: injected error event"})
+        return _event({"error": {"message": "mock: injected error event", "type": "mock_error",
+                                 "code": "injected"}}) + DONE
+
+
+class MockServer:
+    def __init__(self, config: MockConfig) -> None:
+        self.config = config
+        self.metrics = MockMetrics()
+        self.rng = random.Random(config.seed)
+        self.loop = asyncio.get_running_loop()
+        self._counter = 0
+
+    def next_id(self) -> int:
+        self._counter += 1
+        return self._counter
+
+    def handle(self, proto: MockProtocol, method: str, path: str, body: bytes, received: float) -> None:
+        cfg = self.config
+        if method == "GET":
+            if path in ("/health", "/v2/health/ready", "/v2/health/live"):
+                proto.send_and_finish(json_response(200, {"status": "ok"}))
+            elif path == "/metrics":
+                proto.send_and_finish(text_response(self.metrics.render()))
+            elif path == "/v1/models":
+                proto.send_and_finish(json_response(200, {"object": "list", "data": [
+                    {"id": cfg.model, "object": "model", "owned_by": "mock"}]}))
+            else:
+                proto.send_and_finish(openai_error(404, f"no route {path}", "not_found"))
+            return
+        if method != "POST":
+            proto.send_and_finish(openai_error(404, f"no route {method} {path}", "not_found"))
+            return
+        try:
+            request = json.loads(body)
+            if not isinstance(request, dict):
+                raise ValueError("body is not a JSON object")
+        except ValueError as exc:
+            proto.send_and_finish(openai_error(400, f"malformed JSON body: {exc}", "invalid_json"))
+            return
+        if path in ("/v1/completions", "/v1/chat/completions"):
+            self.openai(proto, request, chat=path.endswith("chat/completions"), received=received)
+        elif path.startswith("/v2/models/") and path.endswith(("/generate_stream", "/generate")):
+            name = path.split("/")[3]
+            self.triton(proto, request, name, stream=path.endswith("_stream"), received=received)
+        else:
+            proto.send_and_finish(openai_error(404, f"no route {path}", "not_found"))
+
+    def _fault_response(self, proto: MockProtocol, fault: str | None) -> bool:
+        if fault in ("http_500", "http_429"):
+            self.metrics.outcomes[fault] += 1
+            status = 500 if fault == "http_500" else 429
+            proto.send_and_finish(openai_error(status, f"mock: injected HTTP {status}", fault))
+            return True
+        return False
+
+    def openai(self, proto: MockProtocol, request: dict[str, Any], chat: bool, received: float) -> None:
+        cfg = self.config
+        if chat and not isinstance(request.get("messages"), list):
+            proto.send_and_finish(openai_error(400, "missing `messages`", "missing_field"))
+            return
+        if not chat and "prompt" not in request:
+            proto.send_and_finish(openai_error(400, "missing `prompt`", "missing_field"))
+            return
+        n = request.get("max_tokens") or request.get("max_completion_tokens") or cfg.output_tokens
+        if not isinstance(n, int) or n < 1:
+            proto.send_and_finish(openai_error(400, "`max_tokens` must be a positive integer", "invalid_value"))
+            return
+        fault = self.config.draw_fault(self.rng)
+        if self._fault_response(proto, fault):
+            return
+        prompt = " ".join(str(m.get("content", "")) for m in request["messages"]) if chat else str(request["prompt"])
+        prompt_tokens = len(prompt.split())
+        usage = {"prompt_tokens": prompt_tokens, "completion_tokens": n, "total_tokens": prompt_tokens + n}
+        rid = f"{'chatcmpl' if chat else 'cmpl'}-mock-{self.next_id()}"
+        base = {"id": rid, "object": "chat.completion.chunk" if chat else "text_completion",
+                "created": int(time.time()), "model": cfg.model}
+        k = cfg.tokens_per_chunk
+
+        def choice(tokens: int, finish: str | None) -> dict[str, Any]:
+            text = TOKEN_TEXT * tokens
+            if chat:
+                return {"index": 0, "delta": {"content": text}, "logprobs": None, "finish_reason": finish}
+            return {"index": 0, "text": text, "logprobs": None, "finish_reason": finish}
+
+        if not request.get("stream"):
+            text = TOKEN_TEXT * n
+            result = {**base, "object": "chat.completion" if chat else "text_completion", "usage": usage,
+                      "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
+                                   "finish_reason": "length"} if chat else
+                                  {"index": 0, "text": text, "finish_reason": "length"}]}
+            delay = (cfg.ttft_ms + (n - 1) * cfg.itl_ms) / 1000 - (time.perf_counter() - received)
+            self.loop.call_later(max(0.0, delay), self._finish_whole, proto, json_response(200, result))
+            return
+        options = request.get("stream_options") or {}
+        last_tokens = n - (-(-n // k) - 1) * k
+        # Continuous usage makes every chunk's bytes differ, so that stream encodes per chunk.
+        chunk_body = {**base, "choices": [choice(k, None)]}
+        final_body = {**base, "choices": [choice(last_tokens, "length")]}
+        tail = (_event({**base, "choices": [], "usage": usage}) if options.get("include_usage") else b"") + DONE
+        if options.get("continuous_usage_stats"):
+            stream = ContinuousUsageStream(proto, received, n, base, chat, prompt_tokens, tail + LAST_CHUNK, fault)
+        else:
+            stream = Stream(proto, received, n, _event(chunk_body), _event(final_body), tail + LAST_CHUNK, fault)
+        head = STREAM_HEADERS
+        if chat:
+            head += _event({**base, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""},
+                                                 "logprobs": None, "finish_reason": None}]})
+        proto.transport.write(head)
+        proto.start_stream(stream)
+
+    def triton(self, proto: MockProtocol, request: dict[str, Any], name: str, stream: bool, received: float) -> None:
+        cfg = self.config
+        if "text_input" not in request:
+            proto.send_and_finish(json_response(400, {"error": "missing input 'text_input'"}))
+            return
+        n = request.get("max_tokens", cfg.output_tokens)
+        if not isinstance(n, int) or n < 1:
+            proto.send_and_finish(json_response(400, {"error": "max_tokens must be a positive integer"}))
+            return
+        fault = self.config.draw_fault(self.rng)
+        if self._fault_response(proto, fault):
+            return
+        base = {"model_name": name, "model_version": "1"}
+        if not stream:
+            delay = (cfg.ttft_ms + (n - 1) * cfg.itl_ms) / 1000 - (time.perf_counter() - received)
+            body = json_response(200, {**base, "text_output": TOKEN_TEXT * n})
+            self.loop.call_later(max(0.0, delay), self._finish_whole, proto, body)
+            return
+        k = cfg.tokens_per_chunk
+        last_tokens = n - (-(-n // k) - 1) * k
+        s = Stream(proto, received, n, _event({**base, "text_output": TOKEN_TEXT * k}),
+                   _event({**base, "text_output": TOKEN_TEXT * last_tokens}), LAST_CHUNK, fault)
+        proto.transport.write(STREAM_HEADERS)
+        proto.start_stream(s)
+
+    def _finish_whole(self, proto: MockProtocol, data: bytes) -> None:
+        if not proto.closed:
+            self.metrics.outcomes["ok"] += 1
+            proto.send_and_finish(data)
+
+
+class ContinuousUsageStream(Stream):
+    """Like Stream, but every chunk carries the cumulative usage (vLLM's continuous_usage_stats)."""
+
+    __slots__ = ("base", "chat", "prompt_tokens")
+
+    def __init__(self, proto: MockProtocol, received: float, n: int, base: dict[str, Any], chat: bool,
+                 prompt_tokens: int, tail: bytes, fault: str | None) -> None:
+        super().__init__(proto, received, n, b"", b"", tail, fault)
+        self.base, self.chat, self.prompt_tokens = base, chat, prompt_tokens
+
+    def fire(self) -> None:
+        k = self.tokens_per_chunk
+        done = min(self.n_tokens, (self.index + 1) * k)
+        tokens = done - self.index * k
+        finish = "length" if done == self.n_tokens else None
+        text = TOKEN_TEXT * tokens
+        choice = ({"index": 0, "delta": {"content": text}, "logprobs": None, "finish_reason": finish} if self.chat
+                  else {"index": 0, "text": text, "logprobs": None, "finish_reason": finish})
+        usage = {"prompt_tokens": self.prompt_tokens, "completion_tokens": done,
+                 "total_tokens": self.prompt_tokens + done}
+        data = _event({**self.base, "choices": [choice], "usage": usage})
+        self.chunk_bytes = self.final_bytes = data
+        super().fire()
+
+
+class MockProtocol(asyncio.Protocol):
+    """HTTP/1.1 with keep-alive; one request at a time per connection (pipelined ones wait)."""
+
+    def __init__(self, server: MockServer) -> None:
+        self.server = server
+        self.transport: asyncio.Transport
+        self.buffer = b""
+        self.closed = False
+        self.busy = False
+        self.stream: Stream | None = None
+        self.keep_alive = True
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        if self.stream is not None:
+            self.stream.cancel()
+            if self.stream.index < self.stream.n_chunks and self.stream.fault is None:
+                self.server.metrics.outcomes["client_gone"] += 1
+            self.stream = None
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        self.process()
+
+    def process(self) -> None:
+        while not self.busy and not self.closed:
+            head_end = self.buffer.find(b"\r\n\r\n")
+            if head_end < 0:
+                return
+            head = self.buffer[:head_end].decode("latin-1")
+            lines = head.split("\r\n")
+            try:
+                method, path, version = lines[0].split(" ", 2)
+            except ValueError:
+                self.transport.write(openai_error(400, "malformed request line", "bad_request"))
+                self.transport.close()
+                return
+            headers = {}
+            for line in lines[1:]:
+                key, _, value = line.partition(":")
+                headers[key.strip().lower()] = value.strip()
+            length = int(headers.get("content-length", "0") or 0)
+            if len(self.buffer) < head_end + 4 + length:
+                return
+            body = self.buffer[head_end + 4: head_end + 4 + length]
+            self.buffer = self.buffer[head_end + 4 + length:]
+            self.keep_alive = headers.get("connection", "").lower() != "close" and version == "HTTP/1.1"
+            self.busy = True
+            self.server.handle(self, method, path.split("?", 1)[0], body, time.perf_counter())
+
+    def start_stream(self, stream: Stream) -> None:
+        self.stream = stream
+        stream.schedule()
+
+    def send_and_finish(self, data: bytes) -> None:
+        self.transport.write(data)
+        self.response_done()
+
+    def response_done(self) -> None:
+        self.stream = None
+        self.busy = False
+        if not self.keep_alive:
+            self.transport.close()
+            return
+        if self.buffer:
+            self.process()
