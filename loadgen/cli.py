@@ -117,7 +117,7 @@ def build_prompts(profile: Profile) -> tuple[list[RequestSpec], Any]:
 
 def _versions() -> dict[str, str]:
     versions = {"loadgen": __version__, "python": platform.python_version()}
-    for dist in ("aiohttp", "uvloop", "pydantic", "tokenizers", "tritonclient"):
+    for dist in ("uvloop", "orjson", "pydantic", "tokenizers", "tritonclient"):
         with contextlib.suppress(metadata.PackageNotFoundError):
             versions[dist] = metadata.version(dist)
     return versions

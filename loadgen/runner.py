@@ -91,6 +91,7 @@ class TargetRunner:
         self.seed = seed
         self.drain_timeout_s = drain_timeout_s
         self.client_counter = client_counter
+        self._cap = max_in_flight
         self._gate = asyncio.Semaphore(max_in_flight) if max_in_flight else None
         self._stop = asyncio.Event()
         self._issued = 0
@@ -106,8 +107,12 @@ class TargetRunner:
 
     async def run(self, stages: Sequence[LoadShape], warmup: int = 0) -> None:
         if warmup:
-            await self._closed_loop(LoadShape(type="concurrency", concurrency=min(warmup, 8), requests=warmup),
-                                    stage=-1, stage_name="warmup", warmup=True)
+            # As many at once as the first stage will have in flight, so that every pooled
+            # connection is open before measuring starts (capped by the warm-up count).
+            first = stages[0] if stages else None
+            width = (first.concurrency if first and first.concurrency else self._cap or 8)
+            await self._closed_loop(LoadShape(type="concurrency", concurrency=max(1, min(warmup, width)),
+                                              requests=warmup), stage=-1, stage_name="warmup", warmup=True)
         for index, shape in enumerate(stages):
             if self.stopped:
                 break

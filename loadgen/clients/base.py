@@ -8,13 +8,14 @@ when to send, how many at once, what to do with the result — belongs to the ru
 from __future__ import annotations
 
 import asyncio
-import json
+import contextlib
 from dataclasses import dataclass
 from time import perf_counter_ns
 from typing import Any, ClassVar, Protocol
 
-import aiohttp
+import orjson
 
+from loadgen.clients.http import ConnectionPool, HTTPFailure, exchange
 from loadgen.clients.sse import SSEParser, SSEProtocolError
 from loadgen.record import Attempt
 
@@ -63,12 +64,13 @@ class Client(Protocol):
 
 
 class HTTPStreamClient:
-    """Shared aiohttp machinery: one pooled session, one SSE reader, one error taxonomy.
+    """Shared HTTP machinery: one keep-alive pool, one SSE reader, one error taxonomy.
 
-    Subclasses give ``path``, ``body()`` and ``on_event()``; this class times the request and
-    classifies every failure: connect, timeout (total or stalled), http_4xx / http_5xx,
-    stream_error (an error event, or the connection dropped mid-stream), protocol (bytes
-    that break the API), cancelled.
+    Subclasses give ``url_path``, ``body()`` and ``on_event()``; this class times the request
+    and classifies every failure: connect (no connection, or it closed before any response),
+    timeout (no complete response within ``timeout_s``, or no byte for ``stall_timeout_s``),
+    http_4xx / http_5xx, stream_error (an error event, or the connection dropped mid-stream),
+    protocol (bytes that break HTTP or the API), cancelled.
     """
 
     kind: ClassVar[str] = ""
@@ -77,10 +79,11 @@ class HTTPStreamClient:
     def __init__(self, base_url: str, options: ClientOptions) -> None:
         self.base_url = base_url.rstrip("/")
         self.options = options
-        self._session: aiohttp.ClientSession | None = None
+        self._pool: ConnectionPool | None = None
+        self._watchdog: asyncio.Task[None] | None = None
 
     @property
-    def url(self) -> str:
+    def url_path(self) -> str:
         raise NotImplementedError
 
     def body(self, spec: RequestSpec) -> dict[str, Any]:
@@ -92,49 +95,47 @@ class HTTPStreamClient:
 
     def finish(self, attempt: Attempt, saw_end: bool) -> None:
         """After the last byte: fill totals the API gives only at the end."""
-        if self.requires_done and not saw_end and attempt.error is None:
+        if self.requires_done and not saw_end:
             raise ProtocolError("the stream ended without data: [DONE]")
         if attempt.output_tokens is None:
             attempt.output_tokens = sum(attempt.chunk_tokens)
 
     async def start(self, max_connections: int) -> None:
-        """One pooled session for the whole run; ``max_connections`` 0 means no limit."""
-        connector = aiohttp.TCPConnector(limit=max_connections, limit_per_host=0, ttl_dns_cache=None,
-                                         keepalive_timeout=60, enable_cleanup_closed=True)
-        timeout = aiohttp.ClientTimeout(total=self.options.timeout_s, sock_read=self.options.stall_timeout_s)
-        self._session = aiohttp.ClientSession(connector=connector, timeout=timeout, auto_decompress=False,
-                                              skip_auto_headers=("User-Agent",),
-                                              json_serialize=json.dumps)
+        """Connections open on demand and stay open: the runner bounds how many are in use."""
+        self._pool = ConnectionPool(self.base_url)
+        self._watchdog = asyncio.get_running_loop().create_task(self._watch_stalls())
+
+    async def _watch_stalls(self) -> None:
+        stall_ns = int(self.options.stall_timeout_s * 1e9)
+        while True:
+            await asyncio.sleep(min(0.5, self.options.stall_timeout_s / 4))
+            assert self._pool is not None
+            for conn in self._pool.stalled(perf_counter_ns() - stall_ns):
+                conn.abort(TimeoutError(f"stalled: no byte for {self.options.stall_timeout_s:g}s"))
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watchdog
+        if self._pool is not None:
+            self._pool.close()
+            self._pool = None
 
     async def send(self, spec: RequestSpec, attempt: Attempt) -> None:
-        assert self._session is not None, "start() the client first"
-        payload = json.dumps(self.body(spec)).encode()
-        headers = {"Content-Type": "application/json", "Accept": "text/event-stream"}
-        saw_end = False
+        assert self._pool is not None, "start() the client first"
+        request = self._pool.request_bytes(self.url_path, orjson.dumps(self.body(spec)))
+        reader = _SSEResponse(self, attempt)
         try:
             attempt.sent_ns = perf_counter_ns()
-            async with self._session.post(self.url, data=payload, headers=headers) as response:
-                attempt.first_byte_ns = perf_counter_ns()
-                attempt.status = response.status
-                if response.status >= 400:
-                    text = (await response.content.read(2000)).decode(errors="replace")
-                    attempt.fail("http_5xx" if response.status >= 500 else "http_4xx",
-                                 f"HTTP {response.status}: {text}")
-                    return
-                parser = SSEParser()
-                on_event = self.on_event
-                async for data in response.content.iter_any():
-                    now = perf_counter_ns()
-                    for event in parser.feed(data):
-                        if on_event(event, now, attempt):
-                            saw_end = True
-                parser.close()
-                self.finish(attempt, saw_end)
+            await exchange(self._pool, request, reader, self.options.timeout_s)
+            attempt.end_ns = reader.last_ns or attempt.first_byte_ns or perf_counter_ns()
+            if attempt.status is not None and attempt.status >= 400:
+                text = reader.error_body.decode(errors="replace")
+                attempt.fail("http_5xx" if attempt.status >= 500 else "http_4xx", f"HTTP {attempt.status}: {text}")
+                return
+            reader.parser.close()
+            self.finish(attempt, reader.saw_end)
         except asyncio.CancelledError:
             attempt.fail("cancelled", "the run stopped before the response ended")
             raise
@@ -142,26 +143,52 @@ class HTTPStreamClient:
             attempt.fail("stream_error", str(exc))
         except (ProtocolError, SSEProtocolError) as exc:
             attempt.fail("protocol", str(exc))
-        except aiohttp.ClientConnectorError as exc:
-            attempt.fail("connect", f"{type(exc).__name__}: {exc}")
-        except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
-            stalled = attempt.first_byte_ns is not None
-            attempt.fail("timeout", f"{'stalled stream' if stalled else 'no response'}: {type(exc).__name__}")
-        except (aiohttp.ServerDisconnectedError, aiohttp.ClientPayloadError, aiohttp.ClientOSError,
-                ConnectionError) as exc:
-            where = "mid-stream" if attempt.first_byte_ns is not None else "before the response"
-            attempt.fail("stream_error" if attempt.first_byte_ns is not None else "connect",
-                         f"connection dropped {where}: {type(exc).__name__}: {exc}")
-        except aiohttp.ClientResponseError as exc:
-            attempt.fail("protocol", f"{type(exc).__name__}: {exc}")
+        except TimeoutError as exc:
+            attempt.fail("timeout", str(exc) or "timed out")
+        except HTTPFailure as exc:
+            if exc.kind == "dropped":
+                attempt.fail("stream_error" if attempt.first_byte_ns is not None else "connect", str(exc))
+            else:
+                attempt.fail(exc.kind, str(exc))  # type: ignore[arg-type]
         finally:
-            attempt.end_ns = perf_counter_ns()
+            if not attempt.end_ns or attempt.error is not None:
+                attempt.end_ns = perf_counter_ns()
+
+
+class _SSEResponse:
+    """The ResponseHandler of one streaming request: timestamps, SSE events, error bodies."""
+
+    __slots__ = ("attempt", "client", "error_body", "last_ns", "parser", "saw_end")
+
+    def __init__(self, client: HTTPStreamClient, attempt: Attempt) -> None:
+        self.client = client
+        self.attempt = attempt
+        self.parser = SSEParser()
+        self.saw_end = False
+        self.error_body = b""
+        self.last_ns = 0  # arrival of the newest body bytes: the response's end once it is complete
+
+    def on_headers(self, status: int, headers: dict[str, str], now_ns: int) -> None:
+        self.attempt.first_byte_ns = now_ns
+        self.attempt.status = status
+
+    def on_body(self, data: bytes, now_ns: int) -> None:
+        self.last_ns = now_ns
+        if self.attempt.status is not None and self.attempt.status >= 400:
+            if len(self.error_body) < 2000:
+                self.error_body += data[: 2000 - len(self.error_body)]
+            return
+        on_event = self.client.on_event
+        for event in self.parser.feed(data):
+            if on_event(event, now_ns, self.attempt):
+                self.saw_end = True
 
 
 def loads_event(payload: bytes) -> dict[str, Any]:
+    """Parse one event's JSON (orjson: this runs once per streamed chunk)."""
     try:
-        obj = json.loads(payload)
-    except ValueError as exc:
+        obj = orjson.loads(payload)
+    except orjson.JSONDecodeError as exc:
         raise ProtocolError(f"malformed JSON event: {payload[:80]!r}") from exc
     if not isinstance(obj, dict):
         raise ProtocolError(f"event is not a JSON object: {payload[:80]!r}")

@@ -25,8 +25,8 @@ class _OpenAIStream(HTTPStreamClient):
     path: ClassVar[str] = ""
 
     @property
-    def url(self) -> str:
-        return self.base_url + self.path
+    def url_path(self) -> str:
+        return self.path
 
     def common_body(self, spec: RequestSpec) -> dict[str, Any]:
         body: dict[str, Any] = {

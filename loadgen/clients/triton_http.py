@@ -24,8 +24,8 @@ class TritonGenerateClient(HTTPStreamClient):
     requires_done: ClassVar[bool] = False
 
     @property
-    def url(self) -> str:
-        return f"{self.base_url}/v2/models/{self.options.model}/generate_stream"
+    def url_path(self) -> str:
+        return f"/v2/models/{self.options.model}/generate_stream"
 
     def body(self, spec: RequestSpec) -> dict[str, Any]:
         body: dict[str, Any] = {

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import signal
 import sys
 
 from servers.mock.server import MockConfig, MockProtocol, MockServer
+from servers.mock.sockets import listen
 
 
 def parse_args(argv: list[str] | None = None) -> MockConfig:
@@ -39,16 +39,14 @@ def parse_args(argv: list[str] | None = None) -> MockConfig:
 async def serve(config: MockConfig) -> None:
     server = MockServer(config)
     loop = asyncio.get_running_loop()
-    tcp = await loop.create_server(lambda: MockProtocol(server), config.host, config.port, backlog=4096,
-                                   reuse_address=True)
+    listener = listen(loop, config.host, config.port, lambda: MockProtocol(server))
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     print(f"mock serving on http://{config.host}:{config.port}", flush=True)
     await stop.wait()
-    tcp.close()
-    with contextlib.suppress(asyncio.TimeoutError):
-        await asyncio.wait_for(tcp.wait_closed(), 1.0)
+    loop.remove_reader(listener.fileno())
+    listener.close()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -4,8 +4,9 @@ Why so low-level: the mock must never be the bottleneck of the client it measure
 a thousand streams and tens of thousands of token writes per second on one core. Each
 token is a timer callback (no task, no coroutine), its bytes are encoded once per
 request, and deadlines are absolute — chunk i is due at received + TTFT + i·ITL·K — so
-timer overshoot never accumulates. What the mock did (write times) is what its metrics
-record, never what it was asked.
+timer overshoot never accumulates. What the mock did is what its metrics record, never
+what it was asked: a request's start is the kernel's arrival time of its bytes (see
+``sockets``), a token's time is when its chunk was handed to the socket.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from servers.mock.metrics import MockMetrics
+from servers.mock.sockets import SocketTransport
 
 TOKEN_TEXT = " tok"
 
@@ -302,44 +304,59 @@ class MockServer:
 
 
 class ContinuousUsageStream(Stream):
-    """Like Stream, but every chunk carries the cumulative usage (vLLM's continuous_usage_stats)."""
+    """Like Stream, but every chunk carries the cumulative usage (vLLM's continuous_usage_stats).
 
-    __slots__ = ("base", "chat", "prompt_tokens")
+    The chunk bytes differ only in two numbers, so they are cut from a template once and
+    joined per chunk (no JSON encoding on the hot path)."""
+
+    __slots__ = ("final_parts", "normal_parts", "prompt_tokens")
 
     def __init__(self, proto: MockProtocol, received: float, n: int, base: dict[str, Any], chat: bool,
                  prompt_tokens: int, tail: bytes, fault: str | None) -> None:
         super().__init__(proto, received, n, b"", b"", tail, fault)
-        self.base, self.chat, self.prompt_tokens = base, chat, prompt_tokens
+        self.prompt_tokens = prompt_tokens
+        k = self.tokens_per_chunk
+        last_tokens = n - (self.n_chunks - 1) * k
+        self.normal_parts = self._template(base, chat, k, None, prompt_tokens)
+        self.final_parts = self._template(base, chat, last_tokens, "length", prompt_tokens)
+
+    @staticmethod
+    def _template(base: dict[str, Any], chat: bool, tokens: int, finish: str | None,
+                  prompt_tokens: int) -> tuple[bytes, bytes, bytes]:
+        text = TOKEN_TEXT * tokens
+        choice = ({"index": 0, "delta": {"content": text}, "logprobs": None, "finish_reason": finish} if chat
+                  else {"index": 0, "text": text, "logprobs": None, "finish_reason": finish})
+        usage = {"prompt_tokens": prompt_tokens, "completion_tokens": "@C@", "total_tokens": "@T@"}
+        raw = b"data: " + json.dumps({**base, "choices": [choice], "usage": usage},
+                                     separators=(",", ":")).encode() + b"\n\n"
+        head, rest = raw.split(b'"@C@"')
+        middle, tail = rest.split(b'"@T@"')
+        return head, middle, tail
 
     def fire(self) -> None:
-        k = self.tokens_per_chunk
-        done = min(self.n_tokens, (self.index + 1) * k)
-        tokens = done - self.index * k
-        finish = "length" if done == self.n_tokens else None
-        text = TOKEN_TEXT * tokens
-        choice = ({"index": 0, "delta": {"content": text}, "logprobs": None, "finish_reason": finish} if self.chat
-                  else {"index": 0, "text": text, "logprobs": None, "finish_reason": finish})
-        usage = {"prompt_tokens": self.prompt_tokens, "completion_tokens": done,
-                 "total_tokens": self.prompt_tokens + done}
-        data = _event({**self.base, "choices": [choice], "usage": usage})
-        self.chunk_bytes = self.final_bytes = data
+        last = self.index == self.n_chunks - 1
+        done = self.n_tokens if last else (self.index + 1) * self.tokens_per_chunk
+        head, middle, tail = self.final_parts if last else self.normal_parts
+        data = head + str(done).encode() + middle + str(self.prompt_tokens + done).encode() + tail
+        self.chunk_bytes = self.final_bytes = _chunk(data)
         super().fire()
 
 
-class MockProtocol(asyncio.Protocol):
+class MockProtocol:
     """HTTP/1.1 with keep-alive; one request at a time per connection (pipelined ones wait)."""
 
     def __init__(self, server: MockServer) -> None:
         self.server = server
-        self.transport: asyncio.Transport
+        self.transport: SocketTransport
+        self.arrived = 0.0
         self.buffer = b""
         self.closed = False
         self.busy = False
         self.stream: Stream | None = None
         self.keep_alive = True
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
+    def connection_made(self, transport: SocketTransport) -> None:
+        self.transport = transport
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
@@ -349,8 +366,9 @@ class MockProtocol(asyncio.Protocol):
                 self.server.metrics.outcomes["client_gone"] += 1
             self.stream = None
 
-    def data_received(self, data: bytes) -> None:
+    def data_received(self, data: bytes, arrived: float) -> None:
         self.buffer += data
+        self.arrived = arrived  # kernel arrival time of the newest bytes: the request's "received"
         self.process()
 
     def process(self) -> None:
@@ -377,7 +395,7 @@ class MockProtocol(asyncio.Protocol):
             self.buffer = self.buffer[head_end + 4 + length:]
             self.keep_alive = headers.get("connection", "").lower() != "close" and version == "HTTP/1.1"
             self.busy = True
-            self.server.handle(self, method, path.split("?", 1)[0], body, time.perf_counter())
+            self.server.handle(self, method, path.split("?", 1)[0], body, self.arrived)
 
     def start_stream(self, stream: Stream) -> None:
         self.stream = stream

@@ -1,0 +1,138 @@
+"""The load generator against the synthetic server: accuracy against the server's recorded
+truth, every fault class, nothing lost, and a clean stop on SIGINT."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+
+from engines.local import ManagedProcess, free_port
+from loadgen import metrics as m
+from loadgen.cli import main
+from loadgen.selftest import mock_truth
+from loadgen.sinks.jsonl import read_records
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@contextmanager
+def mock(tmp_path: Path, *args: str) -> Iterator[str]:
+    port = free_port()
+    proc = ManagedProcess(name="mock", argv=[sys.executable, "-m", "servers.mock", "--port", str(port), *args],
+                          log_path=tmp_path / f"mock-{port}.log", ready_url=f"http://127.0.0.1:{port}/health",
+                          ready_timeout_s=30)
+    with proc:
+        yield f"http://127.0.0.1:{port}"
+
+
+def run(out: Path, url: str, *args: str, kind: str = "openai-completions") -> int:
+    return main(["run", "--no-progress", "--out", str(out), "--target", f"mock={kind}@{url}", "--model", "mock",
+                 "--set", "prompts.source=sharegpt", "--set", f"prompts.dataset={write_dataset(out.parent)}",
+                 *args])
+
+
+def write_dataset(folder: Path) -> Path:
+    """A small ShareGPT-format file: the mock does not tokenize, so no tokenizer is needed."""
+    path = folder / "sharegpt.json"
+    if not path.exists():
+        path.write_text(json.dumps([{"id": str(i), "conversations": [
+            {"from": "human", "value": f"question number {i} about the sea"}, {"from": "gpt", "value": "x"}]}
+            for i in range(64)]))
+    return path
+
+
+def test_ttft_and_tpot_match_the_mocks_truth_at_concurrency_200(tmp_path: Path) -> None:
+    with mock(tmp_path, "--ttft-ms", "50", "--itl-ms", "10") as url:
+        before = httpx.get(f"{url}/metrics").text
+        assert run(tmp_path / "out", url, "--concurrency", "200", "--requests", "400", "--warmup", "200",
+                   "--output-tokens", "32") == 0
+        truth = mock_truth(before, httpx.get(f"{url}/metrics").text)
+    records = [r for r in read_records(tmp_path / "out" / "records.jsonl") if not r.warmup]
+    assert len(records) == 400 and all(r.ok for r in records), {r.error_detail for r in records if not r.ok}
+    assert truth.requests == 600
+    ttft = m.stats(m.ttft_ms(r) for r in records)
+    tpot = m.stats(m.tpot_ms(r) for r in records)
+    assert abs(ttft.mean - truth.ttft_ms) < 1.0, (ttft.mean, truth.ttft_ms)
+    assert abs(tpot.mean - truth.itl_ms) < 0.2, (tpot.mean, truth.itl_ms)
+    assert all(r.output_tokens == 32 and sum(r.chunk_tokens) == 32 for r in records)
+
+
+def test_chat_role_chunk_is_not_the_first_token(tmp_path: Path) -> None:
+    with mock(tmp_path, "--ttft-ms", "80", "--itl-ms", "5") as url:
+        assert run(tmp_path / "out", url, "--concurrency", "4", "--requests", "8", "--output-tokens", "4",
+                   kind="openai-chat") == 0
+    for r in read_records(tmp_path / "out" / "records.jsonl"):
+        assert r.ok and r.chunk_tokens[0] == 0  # the role-only chunk, sent at once
+        assert r.chunk_offsets_ns[0] < 40e6 < m.ttft_ms(r) * 1e6  # the first token comes after the asked TTFT
+
+
+def test_tokens_per_chunk_are_counted_not_chunks(tmp_path: Path) -> None:
+    with mock(tmp_path, "--ttft-ms", "10", "--itl-ms", "2", "--tokens-per-chunk", "4") as url:
+        assert run(tmp_path / "out", url, "--concurrency", "2", "--requests", "4", "--output-tokens", "10") == 0
+    for r in read_records(tmp_path / "out" / "records.jsonl"):
+        assert r.output_tokens == 10
+        assert sum(1 for n in r.chunk_tokens if n) == 3  # 4 + 4 + 2 tokens in three chunks
+
+
+def test_triton_generate_stream_without_done(tmp_path: Path) -> None:
+    with mock(tmp_path, "--ttft-ms", "10", "--itl-ms", "2") as url:
+        assert run(tmp_path / "out", url, "--concurrency", "2", "--requests", "4", "--output-tokens", "5",
+                   kind="triton-generate") == 0
+    records = list(read_records(tmp_path / "out" / "records.jsonl"))
+    assert all(r.ok and r.output_tokens == 5 for r in records), [r.error_detail for r in records]
+
+
+@pytest.mark.parametrize(("fault", "error"), [
+    ("--fail-500-rate", "http_5xx"),
+    ("--fail-429-rate", "http_4xx"),
+    ("--drop-rate", "stream_error"),
+    ("--error-event-rate", "stream_error"),
+    ("--malformed-rate", "protocol"),
+    ("--stall-rate", "timeout"),
+])
+def test_each_fault_is_classified_and_nothing_is_lost(tmp_path: Path, fault: str, error: str) -> None:
+    with mock(tmp_path, "--ttft-ms", "5", "--itl-ms", "2", fault, "1.0") as url:
+        assert run(tmp_path / "out", url, "--concurrency", "3", "--requests", "6", "--output-tokens", "8",
+                   "--set", "request.stall_timeout_s=1") == 0
+    records = list(read_records(tmp_path / "out" / "records.jsonl"))
+    assert len(records) == 6  # records written = requests issued
+    assert [r.error for r in records] == [error] * 6, [r.error_detail for r in records]
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["targets"]["mock"]["requests"]["by_error"][error] == 6
+
+
+def test_sigint_mid_run_leaves_valid_records_and_a_summary(tmp_path: Path) -> None:
+    with mock(tmp_path, "--ttft-ms", "20", "--itl-ms", "50") as url:
+        out = tmp_path / "out"
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "loadgen.cli", "run", "--no-progress", "--out", str(out), "--target",
+             f"mock=openai-completions@{url}", "--model", "mock", "--concurrency", "4", "--duration", "60",
+             "--output-tokens", "100", "--set", "prompts.source=sharegpt",
+             "--set", f"prompts.dataset={write_dataset(tmp_path)}", "--set", "drain_timeout_s=0.5"],
+            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:  # wait until some requests have finished
+            if (out / "records.jsonl").exists() and (out / "records.jsonl").read_text().count("\n") >= 4:
+                break
+            time.sleep(0.2)
+        os.kill(proc.pid, signal.SIGINT)
+        output, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 130, output
+    assert "interrupted" in output
+    records = list(read_records(out / "records.jsonl"))
+    assert len(records) >= 4
+    assert {r.error for r in records} <= {None, "cancelled"}
+    assert any(r.error == "cancelled" for r in records)  # 100 tokens at 50 ms outlast the 0.5 s grace
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["targets"]["mock"]["requests"]["ok"] + summary["targets"]["mock"]["requests"]["failed"] == len(
+        records)
