@@ -1,0 +1,57 @@
+"""The synthetic server itself: its wire shapes, its bookkeeping, keep-alive and bad input;
+and open-loop Poisson arrivals measured on a real run against it."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from pathlib import Path
+
+import httpx
+import pytest
+from scipy import stats
+
+from loadgen.sinks.jsonl import read_records
+from tests.integration.helpers import metric, stream
+from tests.integration.test_loadgen_mock import mock, run
+
+
+def test_shapes_bookkeeping_and_keep_alive(tmp_path: Path) -> None:
+    with mock(tmp_path, "--ttft-ms", "5", "--itl-ms", "1", "--tokens-per-chunk", "2") as url, \
+            httpx.Client(base_url=url, timeout=10) as client:
+        body = {"model": "mock", "messages": [{"role": "user", "content": "a b"}], "max_tokens": 5,
+                "stream_options": {"include_usage": True}}
+        chat = stream(client, "/v1/chat/completions", body)
+        assert chat.done and chat.chunks[0]["choices"][0]["delta"] == {"role": "assistant", "content": ""}
+        texts = [c["choices"][0]["delta"]["content"] for c in chat.content_chunks[1:]]
+        assert texts == [" tok tok", " tok tok", " tok"]
+        assert chat.usage == {"prompt_tokens": 2, "completion_tokens": 5, "total_tokens": 7}
+        whole = client.post("/v1/completions", json={"model": "mock", "prompt": "x", "max_tokens": 3}).json()
+        assert whole["choices"][0]["text"] == " tok tok tok" and whole["usage"]["completion_tokens"] == 3
+        with client.stream("POST", "/v2/models/ensemble/generate_stream",
+                           json={"text_input": "x", "max_tokens": 4}) as response:
+            lines = [line for line in response.iter_lines() if line]
+        assert [json.loads(line[6:])["text_output"] for line in lines] == [" tok tok", " tok tok"]  # no [DONE]
+        bad = client.post("/v1/completions", content=b"{not json", headers={"content-type": "application/json"})
+        assert bad.status_code == 400 and bad.json()["error"]["message"]
+        # All of that went over one keep-alive connection, and the books agree with it.
+        assert metric(client, "mock_requests_total", outcome="ok") == 3
+        assert metric(client, "mock_tokens_total") == 5 + 3 + 4 - 3  # non-streamed tokens are not written one by one
+        assert metric(client, "mock_ttft_seconds_count") == 2
+        assert metric(client, "mock_itl_seconds_count") == (3 - 1) + (2 - 1)
+
+
+def test_open_loop_poisson_arrivals_on_a_real_run(tmp_path: Path) -> None:
+    with mock(tmp_path, "--ttft-ms", "2", "--itl-ms", "1") as url:
+        # ~4,000 arrivals: the rate estimate's standard error is ~1.6%, well inside the 5% asked.
+        assert run(tmp_path / "out", url, "--rate", "500", "--arrival", "poisson", "--duration", "8",
+                   "--output-tokens", "2") == 0
+    records = sorted(read_records(tmp_path / "out" / "records.jsonl"), key=lambda r: r.intended_ns)
+    assert all(r.ok for r in records)
+    gaps = [(b.intended_ns - a.intended_ns) / 1e9 for a, b in itertools.pairwise(records)]
+    span = (records[-1].intended_ns - records[0].intended_ns) / 1e9
+    assert len(gaps) / span == pytest.approx(500, rel=0.05)
+    assert stats.kstest(gaps, "expon", args=(0, 1 / 500)).pvalue > 0.01
+    # The requests really left on schedule: the actual send times follow the same process.
+    sends = [(b.sent_ns - a.sent_ns) / 1e9 for a, b in itertools.pairwise(records)]
+    assert stats.kstest(sends, "expon", args=(0, 1 / 500)).pvalue > 0.01
