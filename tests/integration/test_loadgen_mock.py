@@ -136,3 +136,15 @@ def test_sigint_mid_run_leaves_valid_records_and_a_summary(tmp_path: Path) -> No
     summary = json.loads((out / "summary.json").read_text())
     assert summary["targets"]["mock"]["requests"]["ok"] + summary["targets"]["mock"]["requests"]["failed"] == len(
         records)
+
+
+def test_selftest_runs_and_reports_every_figure() -> None:
+    result = subprocess.run([sys.executable, "-m", "loadgen.cli", "selftest", "--quick"], cwd=ROOT,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    figures = json.loads(result.stdout)
+    assert {"bias_c8", "streams_c100", "open_loop"} <= set(figures)
+    for name in ("bias_c8", "streams_c100"):
+        assert figures[name]["failed"] == 0 and figures[name]["requests"] > 0
+        assert all(isinstance(figures[name][k], float) for k in ("ttft_bias_ms", "tpot_bias_ms"))
+    assert figures["open_loop"]["failed"] == 0 and figures["open_loop"]["achieved_rate"] > 0
