@@ -108,17 +108,10 @@ class SocketTransport:
             self._shutdown()
 
     def _shutdown(self) -> None:
-        if self.closed:
-            return
-        self.closed = True
-        fd = self.sock.fileno()
-        self.loop.remove_reader(fd)
-        if self._pending:
-            self.loop.remove_writer(fd)
-        self.sock.close()
-        self.handler.connection_lost(None)
+        self._lost(None)
 
     def _lost(self, exc: Exception | None) -> None:
+        """Close the socket (once) and tell the handler."""
         if self.closed:
             return
         self.closed = True
