@@ -40,6 +40,11 @@ class SSEParser:
 
     def feed(self, data: bytes) -> list[bytes]:
         """Add bytes read from the network; return the payloads of the events they completed."""
+        if not self._buf and not self._pending_cr and data.startswith(b"data:") and data.endswith(b"\n\n"):
+            # Fast path, the usual case: exactly one single-line event, nothing buffered.
+            body = data[5:-2]
+            if b"\n" not in body and b"\r" not in body:
+                return [body[1:] if body.startswith(b" ") else body]
         if self._pending_cr:
             self._pending_cr = False
             if data.startswith(b"\n"):  # the LF of a CRLF split across reads
