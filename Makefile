@@ -9,7 +9,7 @@ MODEL  := models/smollm2-135m-instruct
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup model demo test lint clean
+.PHONY: setup model vllm triton engines demo test lint clean
 
 setup: $(STAMP)
 
@@ -23,6 +23,23 @@ $(STAMP): pyproject.toml
 
 model: setup
 	$(PY) -m engines.models smollm2 --out $(MODEL)
+
+# The real engines for the CPU stack, each in its own venv (their pins clash with the baseline's).
+vllm: .venv-vllm/.rig-installed
+triton: .venv-triton/.rig-installed
+engines: vllm triton
+
+.venv-vllm/.rig-installed: engines/vllm/requirements.txt
+	test -x .venv-vllm/bin/python || $(PYTHON) -m venv .venv-vllm
+	.venv-vllm/bin/python -m pip install --quiet --disable-pip-version-check -r engines/vllm/requirements.txt
+	.venv-vllm/bin/python -m pip uninstall --quiet -y torchvision torchaudio torchcodec 2>/dev/null || true
+	touch $@
+
+.venv-triton/.rig-installed: engines/triton/requirements.txt
+	test -x .venv-triton/bin/python || $(PYTHON) -m venv .venv-triton
+	.venv-triton/bin/python -m pip install --quiet --disable-pip-version-check -r engines/triton/requirements.txt
+	.venv-triton/bin/python -m pip uninstall --quiet -y torchvision torchaudio torchcodec 2>/dev/null || true
+	touch $@
 
 demo: model
 	$(PY) -m engines.demo --model $(MODEL)
