@@ -41,7 +41,7 @@ engines: vllm triton
 	.venv-triton/bin/python -m pip uninstall --quiet -y torchvision torchaudio torchcodec 2>/dev/null || true
 	touch $@
 
-demo: model
+demo: model engines
 	$(PY) -m engines.demo --model $(MODEL)
 
 test: model

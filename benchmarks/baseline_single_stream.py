@@ -23,7 +23,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from engines.local import baseline_process, free_port
+from engines.process import baseline_process, free_port
 
 PROMPT_WORDS = "The quick brown fox jumps over the lazy dog while the lighthouse keeper watches the sea. "
 

@@ -1,100 +1,104 @@
-"""``make demo``: start the baseline on the real model, ask it something, show what it measured.
+"""``make demo``: the three real engines on CPU, one load profile, one side-by-side table.
 
-For now the demo covers the baseline server only: it starts it, sends a greedy chat
-request, streams a fixed-length completion to show single-stream speed, prints a few of
-the server's own metrics and its peak memory, then stops it. Later issues grow this into
-the full three-engine run with the load generator.
+Starts the baseline, vLLM and Triton on the real model (``engines.local``), asks each the
+same greedy question, runs ``loadgen/profiles/demo.yaml`` against all three with the
+targets filled in from the running stack, snapshots each engine's own ``/metrics``, and
+stops everything. Everything lands in ``results/<timestamp>/`` (``results/latest`` points
+there): the resolved profile, ``records.jsonl``, ``summary.json``/``.csv``, ``report.txt``
+(the table), the engines' logs and metrics.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
+import os
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
+import yaml
 
-from engines.local import EngineStartError, baseline_process, free_port
+from engines.local import ENGINES, EngineEndpoint, EngineName, running
+from engines.process import EngineStartError
 
-QUESTION = "What is the capital of France?"
-
-
-def _peak_rss_mib(pid: int) -> float | None:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        return None
-    return None
+PROFILE = Path("loadgen/profiles/demo.yaml")
+PROMPT = "The capital of France is"
 
 
-def _stream_tokens(client: httpx.Client, model: str, n: int) -> tuple[float, float, int]:
-    """One streamed completion of exactly n tokens; returns (ttft s, decode tok/s, tokens)."""
-    body = {"model": model, "prompt": "Write a story about a lighthouse keeper.", "max_tokens": n,
-            "ignore_eos": True, "temperature": 0, "stream": True, "stream_options": {"include_usage": True}}
-    start = time.perf_counter()
-    first = last = None
-    usage = 0
-    with client.stream("POST", "/v1/completions", json=body) as response:
-        response.raise_for_status()
-        for line in response.iter_lines():
-            if not line.startswith("data: ") or line == "data: [DONE]":
-                continue
-            chunk = json.loads(line[6:])
-            if chunk.get("usage"):
-                usage = chunk["usage"]["completion_tokens"]
-            if chunk["choices"]:
-                now = time.perf_counter()
-                first = first or now
-                last = now
-    assert first is not None and last is not None
-    return first - start, (usage - 1) / (last - first) if usage > 1 else 0.0, usage
+def ask(endpoint: EngineEndpoint, prompt: str = PROMPT, max_tokens: int = 8) -> str:
+    """One greedy completion through the engine's own API (OpenAI completions or Triton generate)."""
+    with httpx.Client(timeout=120) as client:
+        if endpoint.openai_url:
+            r = client.post(f"{endpoint.openai_url}/v1/completions", json={
+                "model": endpoint.model, "prompt": prompt, "max_tokens": max_tokens, "temperature": 0})
+            r.raise_for_status()
+            return str(r.json()["choices"][0]["text"])
+        r = client.post(f"{endpoint.triton_http_url}/v2/models/{endpoint.model}/generate", json={
+            "text_input": prompt, "max_tokens": max_tokens, "temperature": 0.0, "exclude_input_in_output": True})
+        r.raise_for_status()
+        return str(r.json()["text_output"])
+
+
+def resolved_profile(profile: Path, endpoints: dict[str, EngineEndpoint], model_dir: Path) -> dict[str, Any]:
+    """The profile with its targets replaced by the running engines' (names kept)."""
+    data = yaml.safe_load(profile.read_text())
+    data["targets"] = [t for e in endpoints.values() for t in e.targets() if t["kind"] != "triton-grpc"]
+    data.setdefault("prompts", {})["tokenizer"] = str(model_dir)
+    return data
+
+
+def snapshot_metrics(endpoints: dict[str, EngineEndpoint], out: Path) -> None:
+    (out / "metrics").mkdir(exist_ok=True)
+    for e in endpoints.values():
+        try:
+            (out / "metrics" / f"{e.engine}.prom").write_text(httpx.get(e.metrics_url, timeout=10).text)
+        except httpx.HTTPError as exc:
+            print(f"warning: could not read {e.engine}'s metrics at {e.metrics_url}: {exc}", file=sys.stderr)
+
+
+def link_latest(out: Path) -> None:
+    latest = out.parent / "latest"
+    if latest.is_symlink() or latest.exists():
+        latest.unlink()
+    latest.symlink_to(out.name)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m engines.demo", description=__doc__.split("\n")[0])
-    parser.add_argument("--model", default="models/smollm2-135m-instruct")
-    parser.add_argument("--log-dir", type=Path, default=Path("results/logs"))
-    parser.add_argument("--tokens", type=int, default=64)
+    parser.add_argument("--model", type=Path, default=Path("models/smollm2-135m-instruct"))
+    parser.add_argument("--profile", type=Path, default=PROFILE)
+    parser.add_argument("--engines", default=",".join(ENGINES), help="default %(default)s")
+    parser.add_argument("--results", type=Path, default=Path("results"))
     args = parser.parse_args(argv)
+    engines: list[EngineName] = [e for e in ENGINES if e in args.engines.split(",")]
 
-    port = free_port()
-    server = baseline_process(args.model, port, args.log_dir)
+    out = args.results / time.strftime("%Y%m%d-%H%M%S")
+    out.mkdir(parents=True, exist_ok=False)
+    link_latest(out)
     started = time.perf_counter()
+    print(f"starting {', '.join(engines)} on {args.model} (logs in {out / 'logs'}; vLLM takes ~3 min to warm up)")
     try:
-        server.start().wait_ready()
+        with running(engines, args.model, out / "logs") as stack:
+            print(f"all ready in {time.perf_counter() - started:.0f} s")
+            for e in stack.engines.values():
+                print(f"  {e.engine:9s} {PROMPT!r} → {ask(e)!r}")
+            profile_path = out / "profile.yaml"
+            profile_path.write_text(yaml.safe_dump(resolved_profile(args.profile, stack.engines, args.model),
+                                                   sort_keys=False))
+            from loadgen.cli import main as loadgen_main
+
+            code = loadgen_main(["run", str(profile_path), "--out", str(out),
+                                 *(["--no-progress"] if not sys.stdout.isatty() else [])])
+            snapshot_metrics(stack.engines, out)
     except EngineStartError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    try:
-        print(f"baseline server ready on http://127.0.0.1:{port} in {time.perf_counter() - started:.1f}s "
-              f"(pid {server.pid}, log {server.log_path})")
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=300) as client:
-            answer = client.post("/v1/chat/completions", json={
-                "model": "smollm2", "temperature": 0, "messages": [{"role": "user", "content": QUESTION}]})
-            answer.raise_for_status()
-            reply = answer.json()
-            print(f"\nQ: {QUESTION}\nA: {reply['choices'][0]['message']['content']}")
-            print(f"   usage: {reply['usage']}")
-            ttft, rate, n = _stream_tokens(client, "smollm2", args.tokens)
-            print(f"\nstreamed {n} tokens: TTFT {ttft * 1000:.0f} ms, decode {rate:.1f} tok/s (single stream)")
-            metrics = client.get("/metrics").text
-            print("\nserver metrics (servers/hf/README.md documents them all):")
-            for line in metrics.splitlines():
-                if line.startswith(("hf:time_to_first_token_seconds_sum", "hf:time_to_first_token_seconds_count",
-                                    "hf:generation_tokens_total", "hf:prompt_tokens_total",
-                                    'hf:requests_total{model_name="smollm2",outcome="ok"}')):
-                    print(f"  {line}")
-        rss = _peak_rss_mib(server.pid) if server.pid else None
-        if rss is not None:
-            print(f"\nserver peak RSS: {rss:.0f} MiB")
-    finally:
-        server.stop()
-    return 0
+    print(f"\nresults: {out}  (also {args.results / 'latest'}); total {time.perf_counter() - started:.0f} s")
+    return code
 
 
 if __name__ == "__main__":
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
     sys.exit(main())

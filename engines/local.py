@@ -1,113 +1,208 @@
-"""Local engine processes for the CPU demo and the tests: start, wait until ready, stop.
+"""The local CPU stack: the baseline, vLLM and Triton as plain processes on 127.0.0.1.
 
-Why a module of its own: every real engine here (the baseline now; vLLM and Triton later)
-runs as a plain process on 127.0.0.1. Starting one must fail loudly and usefully (which
-process, which log file, its last lines) instead of hanging, and stopping one must hit
-exactly the process group we started, by PID, never a process found by name.
+Why one module: ``make demo``, the tests and a user at a shell all need the same three
+engines, started the same way on free ports, waited for with timeouts that name the log
+to read, and stopped by the PIDs we recorded (never by name: other vLLMs or tritonservers
+on the machine are not ours). ``up`` writes a state file with every URL and PID; ``down``
+and ``status`` read it.
+
+    python -m engines.local up [--engines baseline,vllm,triton] [--model DIR]
+    python -m engines.local status
+    python -m engines.local down
 """
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
-import subprocess
+import argparse
 import sys
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Literal
 
 import httpx
+from pydantic import BaseModel
 
-DEFAULT_READY_TIMEOUT_S = 120.0
+from engines.process import EngineStartError, ManagedProcess, baseline_process, free_port, is_running, stop_group
 
-
-class EngineStartError(RuntimeError):
-    pass
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
+EngineName = Literal["baseline", "vllm", "triton"]
+ENGINES: tuple[EngineName, ...] = ("baseline", "vllm", "triton")
+DEFAULT_MODEL = Path("models/smollm2-135m-instruct")
+DEFAULT_DIR = Path("results/engines")
+SERVED_MODEL_NAME = "smollm2"
 
 
-def tail(path: Path, lines: int = 30) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return "(no log)"
+class EngineEndpoint(BaseModel):
+    """One running engine: where to reach it, what it serves, and how to stop it."""
 
-
-@dataclass
-class ManagedProcess:
-    """One engine process in its own session, logging to a file."""
-
-    name: str
-    argv: Sequence[str]
-    log_path: Path
+    engine: EngineName
+    pid: int
+    argv0: str
+    log: str
     ready_url: str
-    env: dict[str, str] = field(default_factory=dict)
-    ready_timeout_s: float = DEFAULT_READY_TIMEOUT_S
-    process: subprocess.Popen[bytes] | None = None
+    metrics_url: str
+    model: str  # the name clients put in requests (OpenAI `model`, Triton's model name)
+    openai_url: str | None = None
+    triton_http_url: str | None = None
+    triton_grpc_url: str | None = None
 
-    @property
-    def pid(self) -> int | None:
-        return None if self.process is None else self.process.pid
+    def targets(self) -> list[dict[str, str]]:
+        """Load-generator targets (``--target`` entries of a profile) for every API this engine speaks."""
+        if self.openai_url:
+            return [{"name": self.engine, "kind": "openai-completions", "url": self.openai_url, "model": self.model}]
+        out = []
+        if self.triton_http_url:
+            out.append({"name": self.engine, "kind": "triton-generate", "url": self.triton_http_url,
+                        "model": self.model})
+        if self.triton_grpc_url:
+            out.append({"name": f"{self.engine}-grpc", "kind": "triton-grpc", "url": self.triton_grpc_url,
+                        "model": self.model})
+        return out
 
-    def start(self) -> ManagedProcess:
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1", **self.env}
-        with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(list(self.argv), stdout=log, stderr=subprocess.STDOUT, env=env,
-                                            start_new_session=True)
-        return self
 
-    def wait_ready(self) -> ManagedProcess:
-        assert self.process is not None, "start() first"
-        deadline = time.monotonic() + self.ready_timeout_s
-        last_error = ""
-        while time.monotonic() < deadline:
-            code = self.process.poll()
-            if code is not None:
-                raise EngineStartError(f"{self.name} exited with code {code} before it was ready; "
-                                       f"log {self.log_path}:\n{tail(self.log_path)}")
+class StackState(BaseModel):
+    model_dir: str
+    started_at: float
+    engines: dict[str, EngineEndpoint]
+
+
+def _process(engine: EngineName, model_dir: Path, log_dir: Path) -> tuple[ManagedProcess, EngineEndpoint]:
+    if engine == "baseline":
+        port = free_port()
+        proc = baseline_process(model_dir, port, log_dir, served_model_name=SERVED_MODEL_NAME)
+        url = f"http://127.0.0.1:{port}"
+        return proc, EngineEndpoint(engine=engine, pid=0, argv0="", log=str(proc.log_path), ready_url=proc.ready_url,
+                                    metrics_url=f"{url}/metrics", model=SERVED_MODEL_NAME, openai_url=url)
+    if engine == "vllm":
+        from engines.vllm.launch import vllm_process
+
+        port = free_port()
+        proc = vllm_process(model_dir, port, log_dir, served_model_name=SERVED_MODEL_NAME)
+        url = f"http://127.0.0.1:{port}"
+        return proc, EngineEndpoint(engine=engine, pid=0, argv0="", log=str(proc.log_path), ready_url=proc.ready_url,
+                                    metrics_url=f"{url}/metrics", model=SERVED_MODEL_NAME, openai_url=url)
+    if engine == "triton":
+        from engines.triton.launch import MODEL_NAME, TritonPorts, triton_process
+
+        ports = TritonPorts(http=free_port(), grpc=free_port(), metrics=free_port())
+        proc = triton_process(model_dir, ports, log_dir)
+        return proc, EngineEndpoint(engine=engine, pid=0, argv0="", log=str(proc.log_path), ready_url=proc.ready_url,
+                                    metrics_url=f"http://127.0.0.1:{ports.metrics}/metrics", model=MODEL_NAME,
+                                    triton_http_url=f"http://127.0.0.1:{ports.http}",
+                                    triton_grpc_url=f"grpc://127.0.0.1:{ports.grpc}")
+    raise ValueError(f"unknown engine {engine!r}; choose from {', '.join(ENGINES)}")
+
+
+def start(engines: Sequence[EngineName], model_dir: Path = DEFAULT_MODEL,
+          log_dir: Path = DEFAULT_DIR / "logs") -> tuple[list[ManagedProcess], StackState]:
+    """Start every engine at once (their start-ups overlap), then wait for each to be ready.
+
+    On any failure every engine already started is stopped and ``EngineStartError`` names the
+    engine and its log.
+    """
+    if not (model_dir / "config.json").exists():
+        raise EngineStartError(f"{model_dir} is not a model folder: run `make model` first")
+    procs: list[ManagedProcess] = []
+    endpoints: dict[str, EngineEndpoint] = {}
+    try:
+        for engine in engines:
             try:
-                if httpx.get(self.ready_url, timeout=2.0).status_code == 200:
-                    return self
-                last_error = "not ready yet"
-            except httpx.HTTPError as exc:
-                last_error = f"{type(exc).__name__}"
-            time.sleep(0.25)
-        self.stop()
-        raise EngineStartError(f"{self.name} was not ready at {self.ready_url} within {self.ready_timeout_s:.0f}s "
-                               f"({last_error}); log {self.log_path}:\n{tail(self.log_path)}")
+                proc, endpoint = _process(engine, model_dir, log_dir)
+            except FileNotFoundError as exc:
+                raise EngineStartError(str(exc)) from exc
+            proc.start()
+            assert proc.pid is not None
+            procs.append(proc)
+            endpoints[engine] = endpoint.model_copy(update={"pid": proc.pid, "argv0": proc.argv[0]})
+        for proc in procs:
+            proc.wait_ready()
+    except BaseException:
+        for proc in procs:
+            proc.stop()
+        raise
+    return procs, StackState(model_dir=str(model_dir), started_at=time.time(), engines=endpoints)
 
-    def stop(self, grace_s: float = 10.0) -> None:
-        """SIGTERM the process group we started, then SIGKILL after ``grace_s``."""
-        if self.process is None or self.process.poll() is not None:
-            return
+
+@contextmanager
+def running(engines: Sequence[EngineName], model_dir: Path = DEFAULT_MODEL,
+            log_dir: Path = DEFAULT_DIR / "logs") -> Iterator[StackState]:
+    """The stack for the length of a ``with`` block (the demo, the tests)."""
+    procs, state = start(engines, model_dir, log_dir)
+    try:
+        yield state
+    finally:
+        for proc in reversed(procs):
+            proc.stop()
+
+
+def _healthy(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=2.0).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def _parse_engines(text: str) -> list[EngineName]:
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    unknown = [n for n in names if n not in ENGINES]
+    if unknown or not names:
+        raise SystemExit(f"error: --engines takes a comma-separated subset of {','.join(ENGINES)}; got {text!r}")
+    return names  # type: ignore[return-value]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m engines.local", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name in ("up", "down", "status"):
+        p = sub.add_parser(name)
+        p.add_argument("--dir", type=Path, default=DEFAULT_DIR, help="state file and logs (default %(default)s)")
+        if name == "up":
+            p.add_argument("--engines", default=",".join(ENGINES), help="default %(default)s")
+            p.add_argument("--model", type=Path, default=DEFAULT_MODEL)
+    args = parser.parse_args(argv)
+    state_path: Path = args.dir / "state.json"
+
+    if args.command == "up":
+        if state_path.exists():
+            old = StackState.model_validate_json(state_path.read_text())
+            alive = [e.engine for e in old.engines.values() if is_running(e.pid, e.argv0)]
+            if alive:
+                print(f"error: {', '.join(alive)} already up (see {state_path}); run `python -m engines.local down`",
+                      file=sys.stderr)
+                return 1
         try:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            self.process.wait(timeout=grace_s)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(timeout=grace_s)
-        except ProcessLookupError:
-            pass
+            _, state = start(_parse_engines(args.engines), args.model, args.dir / "logs")
+        except EngineStartError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+        state_path.parent.mkdir(parents=True, exist_ok=True)
+        state_path.write_text(state.model_dump_json(indent=2))
+        for e in state.engines.values():
+            urls = ", ".join(f"{t['kind']} {t['url']} (model {t['model']})" for t in e.targets())
+            print(f"{e.engine:9s} pid {e.pid:<7d} {urls}; metrics {e.metrics_url}; log {e.log}")
+        print(f"state: {state_path}")
+        return 0
 
-    def __enter__(self) -> ManagedProcess:
-        return self.start().wait_ready()
+    if not state_path.exists():
+        print(f"nothing is up here (no {state_path})", file=sys.stderr)
+        return 0 if args.command == "down" else 1
+    state = StackState.model_validate_json(state_path.read_text())
+    if args.command == "status":
+        down = 0
+        for e in state.engines.values():
+            alive = is_running(e.pid, e.argv0)
+            ready = alive and _healthy(e.ready_url)
+            down += not ready
+            print(f"{e.engine:9s} pid {e.pid:<7d} {'ready' if ready else 'running, not ready' if alive else 'gone'}"
+                  f"  {e.ready_url}")
+        return 1 if down else 0
+    for e in reversed(list(state.engines.values())):
+        stopped = stop_group(e.pid, e.argv0)
+        print(f"{e.engine:9s} pid {e.pid:<7d} {'stopped' if stopped else 'was not running'}")
+    state_path.unlink()
+    return 0
 
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
-
-def baseline_process(model_dir: str | Path, port: int, log_dir: Path, *, served_model_name: str = "smollm2",
-                     extra_args: Sequence[str] = (), python: str = sys.executable,
-                     ready_timeout_s: float = DEFAULT_READY_TIMEOUT_S) -> ManagedProcess:
-    argv = [python, "-m", "servers.hf", "--model", str(model_dir), "--host", "127.0.0.1", "--port", str(port),
-            "--served-model-name", served_model_name, *extra_args]
-    return ManagedProcess(name="baseline (servers.hf)", argv=argv, log_path=log_dir / f"baseline-{port}.log",
-                          ready_url=f"http://127.0.0.1:{port}/health", ready_timeout_s=ready_timeout_s)
+if __name__ == "__main__":
+    sys.exit(main())

@@ -151,7 +151,8 @@ async def _run_targets(profile: Profile, specs: list[RequestSpec], counter: Any,
         options = ClientOptions(model=profile.model_for(target), timeout_s=profile.request.timeout_s,
                                 stall_timeout_s=profile.request.stall_timeout_s,
                                 temperature=profile.request.temperature, ignore_eos=profile.request.ignore_eos,
-                                extra_body=profile.request.extra_body, keep_text=counter is not None)
+                                extra_body=profile.request.extra_body,
+                                keep_text=counter is not None or profile.agreement is not None)
         client = make_client(target.kind, target.url, options)
         task_id = None
         if progress is not None:
@@ -165,7 +166,7 @@ async def _run_targets(profile: Profile, specs: list[RequestSpec], counter: Any,
 
         runner = TargetRunner(target.name, client, specs, [sink, on_record], seed=profile.seed,
                               max_in_flight=profile.max_in_flight, drain_timeout_s=profile.drain_timeout_s,
-                              client_counter=counter)
+                              client_counter=counter, keep_output_text=profile.agreement is not None)
         loop.add_signal_handler(signal.SIGINT, runner.request_stop)
         loop.add_signal_handler(signal.SIGTERM, runner.request_stop)
         await client.start(profile.max_connections())
@@ -222,9 +223,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     with (out / LOOP_LAG_FILE).open("w") as f:
         for t, lag in monitor.samples:
             f.write(f"[{t},{lag}]\n")
-    summary = summary_sink.build_summary(records, monitor.samples, info, profile.slo.model_dump())
+    summary = summary_sink.build_summary(
+        records, monitor.samples, info, profile.slo.model_dump(),
+        agreement_reference=profile.agreement.reference if profile.agreement else None,
+        tokenize=LocalTokenizer(profile.prompts.tokenizer).encode if profile.prompts.tokenizer else None)
     summary_sink.write_json(summary, out / "summary.json")
     summary_sink.write_csv(summary, out / "summary.csv")
+    summary_sink.write_text(summary, out / "report.txt")
     summary_sink.print_table(summary, Console())
     console.print(f"records: {out / RECORDS_FILE} ({sink.written}); summary: {out / 'summary.json'}")
     if interrupted:
@@ -246,10 +251,20 @@ def cmd_report(args: argparse.Namespace) -> int:
     lags: list[tuple[int, int]] = []
     if (out / LOOP_LAG_FILE).exists():
         lags = [tuple(json.loads(line)) for line in (out / LOOP_LAG_FILE).read_text().splitlines() if line]
-    slo = (info.get("profile") or {}).get("slo") or {}
-    summary = summary_sink.build_summary(records, lags, info, slo)
+    saved = info.get("profile") or {}
+    slo = saved.get("slo") or {}
+    reference = (saved.get("agreement") or {}).get("reference")
+    tokenizer_dir = (saved.get("prompts") or {}).get("tokenizer")
+    tokenize = None
+    if reference and tokenizer_dir:
+        try:
+            tokenize = LocalTokenizer(Path(tokenizer_dir)).encode
+        except PromptError:
+            console.print(f"[yellow]warning:[/yellow] tokenizer {tokenizer_dir} not found: agreement in characters")
+    summary = summary_sink.build_summary(records, lags, info, slo, agreement_reference=reference, tokenize=tokenize)
     summary_sink.write_json(summary, out / "summary.json")
     summary_sink.write_csv(summary, out / "summary.csv")
+    summary_sink.write_text(summary, out / "report.txt")
     summary_sink.print_table(summary, Console())
     return 0
 

@@ -117,7 +117,9 @@ class RequestConfig(_Strict):
     stall_timeout_s: float = Field(default=120.0, gt=0, description="no byte for this long ends the request")
     temperature: float = Field(default=0.0, ge=0)
     ignore_eos: bool = True
-    extra_body: dict[str, Any] | None = None
+    extra_body: dict[str, Any] | None = Field(default=None, description=(
+        "fields added to every request body (Triton gRPC: input tensors, int→INT32, float→FP32, bool→BOOL, "
+        "str→BYTES); a field set to null is removed"))
 
 
 class SLOConfig(_Strict):
@@ -137,6 +139,12 @@ class SLOConfig(_Strict):
         return values
 
 
+class AgreementConfig(_Strict):
+    """Compare every target's outputs with one target's (``loadgen.agreement``); keeps output texts."""
+
+    reference: str = Field(description="the target whose outputs are the reference, e.g. baseline")
+
+
 class Profile(_Strict):
     name: str = "adhoc"
     seed: int = 0
@@ -150,6 +158,7 @@ class Profile(_Strict):
     max_in_flight: int | None = Field(default=None, ge=1, description="cap on requests in flight")
     drain_timeout_s: float = Field(default=30.0, ge=0, description="grace for in-flight requests on SIGINT")
     slo: SLOConfig = SLOConfig()
+    agreement: AgreementConfig | None = None
     request: RequestConfig = RequestConfig()
     out: Path | None = None
 
@@ -166,6 +175,8 @@ class Profile(_Strict):
         given = [bool(self.load), bool(self.stages), bool(self.sweep)]
         if sum(given) != 1:
             raise ValueError("define the load once: `load`, `stages` or `sweep` (CLI: --concurrency or --rate)")
+        if self.agreement and self.agreement.reference not in {t.name for t in self.targets}:
+            raise ValueError(f"agreement.reference {self.agreement.reference!r} is not one of the targets")
         for target in self.targets:
             if target.model is None and self.model is None:
                 raise ValueError(f"target {target.name}: no model name (give --model or the target's `model`)")

@@ -52,8 +52,11 @@ class LocalTokenizer:
             raise PromptError(f"no tokenizer.json in {directory}")
         self._tok = Tokenizer.from_file(str(path))
 
+    def encode(self, text: str) -> list[int]:
+        return list(self._tok.encode(text, add_special_tokens=False).ids)
+
     def count(self, text: str) -> int:
-        return len(self._tok.encode(text, add_special_tokens=False).ids)
+        return len(self.encode(text))
 
     def single_token_words(self) -> list[str]:
         """Lower-case alphabetic words that encode, with a leading space, to one token."""

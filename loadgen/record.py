@@ -50,6 +50,7 @@ class RequestRecord(BaseModel):
     client_prompt_tokens: int | None = None  # counted with the local tokenizer, when one was given
     client_output_tokens: int | None = None
     token_count_mismatch: bool | None = None  # client-side count differs from the server's
+    output_text: str | None = None  # kept only when the profile compares outputs (``agreement``)
 
     @property
     def ok(self) -> bool:

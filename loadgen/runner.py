@@ -83,7 +83,7 @@ class TargetRunner:
 
     def __init__(self, target: str, client: Client, prompts: Sequence[RequestSpec], sinks: Sequence[Sink], *,
                  seed: int = 0, max_in_flight: int | None = None, drain_timeout_s: float = 30.0,
-                 client_counter: Counter | None = None) -> None:
+                 client_counter: Counter | None = None, keep_output_text: bool = False) -> None:
         self.target = target
         self.client = client
         self.prompts = prompts
@@ -91,6 +91,7 @@ class TargetRunner:
         self.seed = seed
         self.drain_timeout_s = drain_timeout_s
         self.client_counter = client_counter
+        self.keep_output_text = keep_output_text
         self._cap = max_in_flight
         self._gate = asyncio.Semaphore(max_in_flight) if max_in_flight else None
         self._stop = asyncio.Event()
@@ -130,7 +131,7 @@ class TargetRunner:
         self._issued += 1
         spec = self.prompts[index % len(self.prompts)]
         attempt = Attempt(intended_ns=intended_ns)
-        if self.client_counter is not None:
+        if self.client_counter is not None or self.keep_output_text:
             attempt.text_parts = []
         try:
             await self.client.send(spec, attempt)
@@ -158,6 +159,7 @@ class TargetRunner:
             prompt_tokens=a.prompt_tokens if a.prompt_tokens is not None else spec.prompt_tokens,
             output_tokens=a.output_tokens, expected_output_tokens=spec.max_tokens,
             client_prompt_tokens=client_prompt, client_output_tokens=client_output, token_count_mismatch=mismatch,
+            output_text="".join(a.text_parts) if self.keep_output_text and a.text_parts is not None else None,
         )
 
     # -- load shapes ---------------------------------------------------------------------

@@ -68,7 +68,7 @@ def mock_truth(before: str, after: str) -> MockTruth:
 
 @contextlib.contextmanager
 def running_mock(args: list[str], log_dir: Path, cpus: set[int] | None) -> Iterator[str]:
-    from engines.local import ManagedProcess, free_port
+    from engines.process import ManagedProcess, free_port
 
     port = free_port()
     proc = ManagedProcess(name="mock", argv=[sys.executable, "-m", "servers.mock", "--port", str(port), *args],

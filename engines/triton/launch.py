@@ -18,7 +18,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from engines.local import ManagedProcess
+from engines.process import ManagedProcess
 
 TRITON_VENV = Path(".venv-triton")
 MODEL_REPOSITORY = Path(__file__).parent / "model_repository"

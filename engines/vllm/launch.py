@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from engines.local import ManagedProcess
+from engines.process import ManagedProcess
 
 VLLM_PYTHON = Path(".venv-vllm/bin/python")
 READY_TIMEOUT_S = 420.0  # ~150 s here: vLLM compiles its CPU graphs while warming up

@@ -44,6 +44,18 @@ class ClientOptions:
     keep_text: bool = False  # keep output text for a client-side token count
 
 
+def with_extra(body: dict[str, Any], extra: dict[str, Any] | None) -> dict[str, Any]:
+    """The request body with ``request.extra_body`` applied: keys added or replaced, and a key
+    whose value is null removed (for servers that reject a field the client sends by default)."""
+    if extra:
+        for key, value in extra.items():
+            if value is None:
+                body.pop(key, None)
+            else:
+                body[key] = value
+    return body
+
+
 class StreamError(Exception):
     """The server reported an error inside a stream that had started with HTTP 200."""
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from loadgen.clients.base import HTTPStreamClient, RequestSpec, StreamError, loads_event
+from loadgen.clients.base import HTTPStreamClient, RequestSpec, StreamError, loads_event, with_extra
 from loadgen.record import Attempt
 
 
@@ -40,9 +40,7 @@ class _OpenAIStream(HTTPStreamClient):
             # vLLM's ignore_eos, plus min_tokens for servers that only know that one.
             body["ignore_eos"] = True
             body["min_tokens"] = spec.max_tokens
-        if self.options.extra_body:
-            body.update(self.options.extra_body)
-        return body
+        return with_extra(body, self.options.extra_body)
 
     def output_of(self, choice: dict[str, Any]) -> tuple[str | None, bool]:
         """(content text, whether the chunk carries output of any channel)."""

@@ -23,7 +23,7 @@ import asyncio
 import struct
 from collections.abc import AsyncIterator
 from time import perf_counter_ns
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import grpc
 from tritonclient.grpc import service_pb2, service_pb2_grpc
@@ -39,6 +39,19 @@ def _bytes_element(data: bytes) -> bytes:
     return struct.pack("<I", len(data)) + data
 
 
+def _tensor(name: str, value: Any) -> tuple[str, bytes]:
+    """(datatype, raw bytes) of one scalar input given in ``request.extra_body``."""
+    if isinstance(value, bool):
+        return "BOOL", b"\x01" if value else b"\x00"
+    if isinstance(value, int):
+        return "INT32", struct.pack("<i", value)
+    if isinstance(value, float):
+        return "FP32", struct.pack("<f", value)
+    if isinstance(value, str):
+        return "BYTES", _bytes_element(value.encode())
+    raise ValueError(f"extra_body {name!r}: only scalars (bool, int, float, str) become Triton input tensors")
+
+
 def build_request(model: str, spec: RequestSpec, options: ClientOptions,
                   request_id: str) -> service_pb2.ModelInferRequest:
     request = service_pb2.ModelInferRequest(model_name=model, id=request_id)
@@ -50,6 +63,12 @@ def build_request(model: str, spec: RequestSpec, options: ClientOptions,
         ("exclude_input_in_output", "BOOL", b"\x01"),
         ("temperature", "FP32", struct.pack("<f", options.temperature)),
     ]
+    if options.ignore_eos:  # a fixed output length, as in the HTTP client
+        tensors.append(("min_tokens", "INT32", struct.pack("<i", spec.max_tokens)))
+    for key, value in (options.extra_body or {}).items():  # as the HTTP body's extra fields
+        tensors = [t for t in tensors if t[0] != key]
+        if value is not None:
+            tensors.append((key, *_tensor(key, value)))
     for name, datatype, raw in tensors:
         tensor = request.inputs.add()
         tensor.name = name

@@ -5,17 +5,25 @@ inputs by name (``text_input``, ``max_tokens``, ``stream``...), one SSE event pe
 with ``text_output``, and NO ``[DONE]``: the stream simply ends. Errors arrive as
 ``data: {"error": "..."}`` after HTTP 200. A streaming TensorRT-LLM model sends one
 response per generated token, so each event counts as one token (marked as an
-assumption in the record, since Triton reports no usage). Fixed output lengths come from
-``max_tokens`` alone (Triton rejects inputs a model does not declare, so nothing like
-``ignore_eos`` is sent; add e.g. ``end_id: -1`` through ``request.extra_body`` when the
-model declares it).
+assumption in the record, since Triton reports no usage). Fixed output lengths
+(``request.ignore_eos``, the default) are asked as ``min_tokens = max_tokens``: TensorRT-LLM's
+ensemble and BLS models declare that optional input (named ``min_length`` before TensorRT-LLM
+0.13 — rename it through ``request.extra_body`` for such deployments), and so does the rig's
+CPU model. Triton rejects inputs a model does not declare, so nothing else is sent.
 """
 
 from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from loadgen.clients.base import HTTPStreamClient, ProtocolError, RequestSpec, StreamError, loads_event
+from loadgen.clients.base import (
+    HTTPStreamClient,
+    ProtocolError,
+    RequestSpec,
+    StreamError,
+    loads_event,
+    with_extra,
+)
 from loadgen.record import Attempt
 
 
@@ -35,9 +43,9 @@ class TritonGenerateClient(HTTPStreamClient):
             "exclude_input_in_output": True,
             "temperature": self.options.temperature,
         }
-        if self.options.extra_body:
-            body.update(self.options.extra_body)
-        return body
+        if self.options.ignore_eos:
+            body["min_tokens"] = spec.max_tokens
+        return with_extra(body, self.options.extra_body)
 
     def on_event(self, payload: bytes, now_ns: int, attempt: Attempt) -> bool:
         event = loads_event(payload)

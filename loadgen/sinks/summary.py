@@ -9,7 +9,9 @@ re-renders exactly what the run printed. Layout of ``summary.json``::
 with <metrics> = {"requests": {"ok", "failed", "by_error"}, "ttft_ms", "ttft_intended_ms",
 "ttfb_ms", "itl_ms", "tpot_ms", "e2e_ms", "send_lag_ms", "loop_lag_ms" (each {count,
 mean, std, min, p50, p90, p95, p99, p999, max} or null), "output_tokens_per_s",
-"input_tokens_per_s", "requests_per_s", "goodput_rps" (null without SLOs)}.
+"input_tokens_per_s", "requests_per_s", "goodput_rps" (null without SLOs)}; with an
+``agreement`` reference, each other target's all-stages block also has "agreement"
+(``loadgen.agreement``).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from rich.console import Console
 from rich.table import Table
 
 from loadgen import metrics as m
+from loadgen.agreement import Tokenize, agreement
 from loadgen.record import RequestRecord
 
 DISTRIBUTIONS = ("ttft_ms", "ttft_intended_ms", "ttfb_ms", "itl_ms", "tpot_ms", "e2e_ms", "send_lag_ms",
@@ -59,7 +62,8 @@ def summarize(records: Sequence[RequestRecord], loop_lags_ms: Sequence[float],
 
 
 def build_summary(records: Sequence[RequestRecord], loop_lag: Sequence[tuple[int, int]],
-                  manifest: dict[str, Any], slo: dict[str, float | None]) -> dict[str, Any]:
+                  manifest: dict[str, Any], slo: dict[str, float | None], agreement_reference: str | None = None,
+                  tokenize: Tokenize | None = None) -> dict[str, Any]:
     """Per target, over all stages and per stage. ``loop_lag``: (perf_counter_ns, lag ns) samples,
     attributed to a target/stage by the window its records span."""
     targets: dict[str, Any] = {}
@@ -71,6 +75,8 @@ def build_summary(records: Sequence[RequestRecord], loop_lag: Sequence[tuple[int
             in_stage = [r for r in mine if r.stage == stage]
             stages[in_stage[0].stage_name] = summarize(in_stage, _lags_within(in_stage, loop_lag), slo)
         block["stages"] = stages
+        if agreement_reference is not None and target != agreement_reference:
+            block["agreement"] = agreement(records, agreement_reference, target, tokenize)
         targets[target] = block
     return {"manifest": manifest, "targets": targets}
 
@@ -106,6 +112,12 @@ def write_csv(summary: dict[str, Any], path: Path) -> None:
                 writer.writerow(row)
 
 
+def write_text(summary: dict[str, Any], path: Path) -> None:
+    """The console table and notes as plain text (``report.txt``)."""
+    with path.open("w") as f:
+        print_table(summary, Console(file=f, width=200, color_system=None, force_terminal=False))
+
+
 def _fmt(stats: dict[str, float] | None, key: str) -> str:
     return "-" if not stats else f"{stats[key]:.1f}"
 
@@ -129,6 +141,15 @@ def print_table(summary: dict[str, Any], console: Console | None = None) -> None
                           f"{data['output_tokens_per_s']:.1f}", f"{data['requests_per_s']:.2f}",
                           "-" if data["goodput_rps"] is None else f"{data['goodput_rps']:.2f}")
     console.print(table)
+    for target, block in summary["targets"].items():
+        agree = block.get("agreement")
+        if agree:
+            console.print(f"{target} vs {agree['reference']}: {agree['exact']}/{agree['compared']} outputs identical, "
+                          f"shared prefix {agree['shared_prefix_tokens']['mean']:.1f} {agree['unit']} on average "
+                          f"(min {agree['shared_prefix_tokens']['min']}, "
+                          f"{agree['shared_prefix_ratio_mean']:.0%} of the reference's output)")
+        elif "agreement" in block:
+            console.print(f"{target}: no outputs to compare with the reference (no ok request for a shared prompt)")
     for target, block in summary["targets"].items():
         errors = {k: v for k, v in block["requests"]["by_error"].items() if v}
         if errors:

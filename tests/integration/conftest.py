@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from engines.local import ManagedProcess, baseline_process, free_port
+from engines.process import ManagedProcess, baseline_process, free_port
 
 SERVED = "smollm2"
 # Small on purpose: tests fill it (1 running + 2 waiting) to reach a 429.

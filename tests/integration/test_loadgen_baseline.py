@@ -63,7 +63,7 @@ def test_bad_parameters_end_as_classified_4xx_records(baseline: Server, model_di
 
 
 def test_unreachable_target_is_a_connect_error(model_dir: Path, tmp_path: Path) -> None:
-    from engines.local import free_port
+    from engines.process import free_port
 
     code = run(tmp_path, "--target", f"gone=openai-completions@http://127.0.0.1:{free_port()}", "--model", "m",
                "--concurrency", "1", "--requests", "2", "--input-tokens", "8", "--output-tokens", "4",

@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from engines.local import ManagedProcess, free_port
+from engines.process import ManagedProcess, free_port
 from loadgen import metrics as m
 from loadgen.cli import main
 from loadgen.selftest import mock_truth

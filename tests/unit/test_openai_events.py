@@ -95,3 +95,11 @@ def test_request_body_asks_for_fixed_length_and_usage() -> None:
     body = CompletionsClient("http://x", OPTIONS).body(RequestSpec(prompt_id="p", prompt="hi", max_tokens=9))
     assert body["max_tokens"] == 9 and body["ignore_eos"] and body["min_tokens"] == 9
     assert body["stream_options"] == {"include_usage": True, "continuous_usage_stats": True}
+
+
+def test_extra_body_replaces_adds_and_removes_fields() -> None:
+    from loadgen.clients.base import RequestSpec
+
+    options = ClientOptions(model="m", extra_body={"stream_options": None, "top_k": 5, "temperature": 0.7})
+    body = CompletionsClient("http://x", options).body(RequestSpec(prompt_id="p", prompt="hi", max_tokens=4))
+    assert "stream_options" not in body and body["top_k"] == 5 and body["temperature"] == 0.7

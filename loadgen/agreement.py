@@ -1,0 +1,72 @@
+"""Do the engines give the same answers? Outputs compared with a reference target's.
+
+Why: the same greedy prompt through the baseline, vLLM and Triton gives the same text when
+every engine computes the same thing in the same precision. Where it does not (FP8 or bf16
+kernels, batch-dependent reductions, a sampler that differs), users need to see how much,
+not just that it changed. Definitions, for each measured ok record of a target paired with
+the reference target's first measured ok record for the same prompt (``prompt_id``):
+
+- exact match: the two output texts are equal;
+- shared-prefix tokens ``k``: the number of leading tokens the two outputs share, both texts
+  re-tokenized with the run's tokenizer (characters when the run has none). Re-tokenizing
+  text, not comparing generated ids, is what every API allows; equal texts give equal ids,
+  and at the first divergence the count may differ from the generated ids by a token;
+- shared-prefix ratio: ``k / len(reference output)`` in the same units (1.0 when both are empty).
+
+Per target: ``{"reference", "compared", "exact", "exact_rate", "shared_prefix_tokens"
+{mean, min}, "shared_prefix_ratio_mean", "unit"}``. Records need their ``output_text``
+(the profile's ``agreement`` section asks the clients to keep it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from loadgen.record import RequestRecord
+
+Tokenize = Callable[[str], list[int]]
+
+
+def shared_prefix(a: Sequence[Any], b: Sequence[Any]) -> int:
+    n = 0
+    for x, y in zip(a, b, strict=False):
+        if x != y:
+            break
+        n += 1
+    return n
+
+
+def compare(reference: str, other: str, tokenize: Tokenize | None) -> tuple[bool, int, float]:
+    """(exact match, shared-prefix length, shared-prefix ratio) of one pair of outputs."""
+    ref: Sequence[Any] = tokenize(reference) if tokenize else reference
+    out: Sequence[Any] = tokenize(other) if tokenize else other
+    k = shared_prefix(ref, out)
+    return reference == other, k, (k / len(ref) if ref else float(not out))
+
+
+def agreement(records: Sequence[RequestRecord], reference: str, target: str,
+              tokenize: Tokenize | None = None) -> dict[str, Any] | None:
+    """Agreement of ``target``'s outputs with ``reference``'s (see the module docstring); None
+    when nothing can be paired."""
+    ref_text: dict[str, str] = {}
+    for r in records:
+        if r.target == reference and r.ok and not r.warmup and r.output_text is not None:
+            ref_text.setdefault(r.prompt_id, r.output_text)
+    pairs = [(ref_text[r.prompt_id], r.output_text) for r in records
+             if r.target == target and r.ok and not r.warmup and r.output_text is not None
+             and r.prompt_id in ref_text]
+    if not pairs:
+        return None
+    results = [compare(a, b, tokenize) for a, b in pairs]
+    exact = sum(1 for e, _, _ in results if e)
+    prefixes = [k for _, k, _ in results]
+    return {
+        "reference": reference,
+        "compared": len(results),
+        "exact": exact,
+        "exact_rate": round(exact / len(results), 4),
+        "shared_prefix_tokens": {"mean": round(sum(prefixes) / len(prefixes), 3), "min": min(prefixes)},
+        "shared_prefix_ratio_mean": round(sum(r for _, _, r in results) / len(results), 4),
+        "unit": "tokens" if tokenize else "characters",
+    }
