@@ -1,0 +1,20 @@
+"""The real CPU stack, started once for the session (``make test`` installs it: `make engines`)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from engines.local import StackState, running
+from engines.process import EngineStartError
+
+
+@pytest.fixture(scope="session")
+def stack(model_dir: Path, log_dir: Path) -> Iterator[StackState]:
+    try:
+        with running(["baseline", "vllm", "triton"], model_dir, log_dir / "engines") as state:
+            yield state
+    except EngineStartError as exc:
+        pytest.fail(f"the CPU engines did not start (run `make engines`): {exc}")
