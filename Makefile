@@ -44,7 +44,7 @@ engines: vllm triton
 demo: model engines
 	$(PY) -m engines.demo --model $(MODEL)
 
-test: model
+test: model engines
 	$(PY) -m pytest -p no:cacheprovider tests
 
 lint: setup
