@@ -133,8 +133,9 @@ class Sequence:
         return self.finish_reason is not None
 
     def suppressed_token_ids(self) -> frozenset[int]:
-        """EOS may not be sampled before ``min_tokens`` (vLLM's semantics)."""
-        if self.params.ignore_eos or len(self.output_ids) >= self.params.min_tokens:
+        """EOS may not be sampled before ``min_tokens`` — with ``ignore_eos`` too (vLLM's semantics:
+        ``ignore_eos`` only stops EOS from ending the sequence; ``min_tokens`` bans it)."""
+        if len(self.output_ids) >= self.params.min_tokens:
             return frozenset()
         return self.eos_ids
 

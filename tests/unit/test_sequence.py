@@ -94,6 +94,21 @@ def test_min_tokens_suppresses_eos_and_stop_strings(tokenizer) -> None:
     assert seq.suppressed_token_ids() == frozenset()
 
 
+def test_min_tokens_suppresses_eos_even_with_ignore_eos(tokenizer) -> None:
+    """As vLLM: ignore_eos lets EOS through without stopping, but min_tokens still bans it. (Found by the
+    cross-engine agreement check: the baseline sampled EOS under ignore_eos + min_tokens, vLLM did not.)"""
+    eos = frozenset({tokenizer.eos_token_id})
+    seq = Sequence("t", [1, 2], SamplingParams(max_tokens=4, min_tokens=4, ignore_eos=True), tokenizer, eos)
+    assert seq.suppressed_token_ids() == eos
+    for token in (10, 11, 12):
+        seq.append(token)
+    assert seq.suppressed_token_ids() == eos
+    seq.append(13)
+    assert seq.is_finished and seq.finish_reason == "length"
+    assert Sequence("t", [1], SamplingParams(max_tokens=4, ignore_eos=True), tokenizer, eos).suppressed_token_ids() \
+        == frozenset()
+
+
 def test_end_is_idempotent_and_emits_once(tokenizer) -> None:
     events: list = []
     seq = Sequence("t", [1], SamplingParams(max_tokens=5), tokenizer, frozenset(), emit=events.append)
