@@ -11,6 +11,7 @@ there): the resolved profile, ``records.jsonl``, ``summary.json``/``.csv``, ``re
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
@@ -58,6 +59,27 @@ def snapshot_metrics(endpoints: dict[str, EngineEndpoint], out: Path) -> None:
             print(f"warning: could not read {e.engine}'s metrics at {e.metrics_url}: {exc}", file=sys.stderr)
 
 
+def comparison(summary: dict[str, Any]) -> str:
+    """Engines side by side per concurrency: output tok/s, TTFT p50 and ITL p50 (ms), from summary.json."""
+    stages = list(next(iter(summary["targets"].values()))["stages"])
+    lines = [f"{'':10s}" + "".join(f"{s:>28s}" for s in stages),
+             f"{'engine':10s}" + "".join(f"{'tok/s':>10s}{'TTFT p50':>10s}{'ITL p50':>8s}" for _ in stages)]
+    for target, block in summary["targets"].items():
+        cells = []
+        for stage in stages:
+            data = block["stages"].get(stage)
+            if not data or not data["ttft_ms"]:
+                cells.append(f"{'-':>28s}")
+                continue
+            cells.append(f"{data['output_tokens_per_s']:>10.1f}{data['ttft_ms']['p50']:>10.0f}"
+                         f"{(data['itl_ms'] or {}).get('p50', float('nan')):>8.0f}")
+        agree = block.get("agreement")
+        note = (f"   {agree['exact']}/{agree['compared']} answers = {agree['reference']}'s"
+                if agree else "   (reference)" if "agreement" not in block else "")
+        lines.append(f"{target:10s}" + "".join(cells) + note)
+    return "\n".join(lines)
+
+
 def link_latest(out: Path) -> None:
     latest = out.parent / "latest"
     if latest.is_symlink() or latest.exists():
@@ -92,6 +114,11 @@ def main(argv: list[str] | None = None) -> int:
             code = loadgen_main(["run", str(profile_path), "--out", str(out),
                                  *(["--no-progress"] if not sys.stdout.isatty() else [])])
             snapshot_metrics(stack.engines, out)
+        summary_path = out / "summary.json"
+        if summary_path.exists():
+            table = comparison(json.loads(summary_path.read_text()))
+            (out / "comparison.txt").write_text(table + "\n")
+            print(f"\nside by side (output tok/s; TTFT and ITL p50 in ms):\n{table}")
     except EngineStartError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
