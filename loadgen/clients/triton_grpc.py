@@ -13,8 +13,10 @@ token), marked as an assumption in the record, since Triton reports no usage.
 
 gRPC status codes map onto the rig's error classes: UNAVAILABLE before any response →
 connect; DEADLINE_EXCEEDED → timeout; INVALID_ARGUMENT, NOT_FOUND, UNIMPLEMENTED → http_4xx
-(the request's fault, as a 4xx would be); an error message inside the stream and any other
-code → stream_error; a stream that ends without a final response → protocol.
+(the request's fault, as a 4xx would be). Triton reports most failures, even a missing input,
+as an error message inside the stream, with no status: one before any output → http_4xx (Triton's
+HTTP endpoint answers 400 then, so both protocols classify a fault alike), one after output and
+any other code → stream_error; a stream that ends without a final response → protocol.
 """
 
 from __future__ import annotations
@@ -136,7 +138,11 @@ class TritonGrpcClient:
                 if attempt.first_byte_ns is None:
                     attempt.first_byte_ns = now
                 if message.error_message:
-                    attempt.fail("stream_error", f"error response: {message.error_message}")
+                    # Before any output, classify as Triton's HTTP endpoint does (it answers 400 when the
+                    # first response is an error); after output, the stream failed mid-way.
+                    rejected = not attempt.chunk_ns
+                    attempt.fail("http_4xx" if rejected else "stream_error",
+                                 f"error response{' before any output' if rejected else ''}: {message.error_message}")
                     break
                 response = message.infer_response
                 text = text_output(response)

@@ -93,8 +93,13 @@ class TritonPythonModel:
         return None
 
     def _job(self, request: Any, sender: Any) -> Job:
-        prompt = _scalar(request, "text_input")
-        max_tokens = int(_scalar(request, "max_tokens"))
+        # Triton itself rejects a request only when its NUMBER of inputs is out of range: a request
+        # that leaves out a required input but sends optional ones reaches us, so check here.
+        prompt, max_tokens = _scalar(request, "text_input"), _scalar(request, "max_tokens")
+        for name, value in (("text_input", prompt), ("max_tokens", max_tokens)):
+            if value is None:
+                raise BadRequest(f"missing required input {name!r}")
+        max_tokens = int(max_tokens)
         if max_tokens < 1:
             raise BadRequest(f"max_tokens must be at least 1, got {max_tokens}")
         temperature = float(_scalar(request, "temperature", 1.0))
