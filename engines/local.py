@@ -68,17 +68,14 @@ class StackState(BaseModel):
 
 
 def _process(engine: EngineName, model_dir: Path, log_dir: Path) -> tuple[ManagedProcess, EngineEndpoint]:
-    if engine == "baseline":
+    if engine in ("baseline", "vllm"):  # the two OpenAI-compatible servers
         port = free_port()
-        proc = baseline_process(model_dir, port, log_dir, served_model_name=SERVED_MODEL_NAME)
-        url = f"http://127.0.0.1:{port}"
-        return proc, EngineEndpoint(engine=engine, pid=0, argv0="", log=str(proc.log_path), ready_url=proc.ready_url,
-                                    metrics_url=f"{url}/metrics", model=SERVED_MODEL_NAME, openai_url=url)
-    if engine == "vllm":
-        from engines.vllm.launch import vllm_process
+        if engine == "vllm":
+            from engines.vllm.launch import vllm_process
 
-        port = free_port()
-        proc = vllm_process(model_dir, port, log_dir, served_model_name=SERVED_MODEL_NAME)
+            proc = vllm_process(model_dir, port, log_dir, served_model_name=SERVED_MODEL_NAME)
+        else:
+            proc = baseline_process(model_dir, port, log_dir, served_model_name=SERVED_MODEL_NAME)
         url = f"http://127.0.0.1:{port}"
         return proc, EngineEndpoint(engine=engine, pid=0, argv0="", log=str(proc.log_path), ready_url=proc.ready_url,
                                     metrics_url=f"{url}/metrics", model=SERVED_MODEL_NAME, openai_url=url)

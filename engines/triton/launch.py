@@ -20,7 +20,7 @@ from pathlib import Path
 
 from engines.process import ManagedProcess
 
-TRITON_VENV = Path(".venv-triton")
+TRITON_VENV = Path(__file__).resolve().parents[2] / ".venv-triton"
 MODEL_REPOSITORY = Path(__file__).parent / "model_repository"
 MODEL_NAME = "ensemble"
 READY_TIMEOUT_S = 180.0  # ~20 s here: the python stub imports torch and loads the model

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from engines.process import ManagedProcess
 
-VLLM_PYTHON = Path(".venv-vllm/bin/python")
+VLLM_PYTHON = Path(__file__).resolve().parents[2] / ".venv-vllm" / "bin" / "python"
 READY_TIMEOUT_S = 420.0  # ~150 s here: vLLM compiles its CPU graphs while warming up
 
 
