@@ -23,6 +23,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from loadgen import __version__
 from loadgen.clients import ClientOptions, RequestSpec, make_client
 from loadgen.config import CLIENT_KINDS, Profile, SLOConfig, TargetConfig, load_profile, parse_assignment
+from loadgen.exporter import LiveMetrics
 from loadgen.prompts import COMMON_WORDS, LocalTokenizer, PromptError, dataset_hash, server_counter, sharegpt, synthetic
 from loadgen.record import RequestRecord
 from loadgen.runner import LoopLagMonitor, TargetRunner
@@ -60,6 +61,8 @@ def _run_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--set", action="append", default=[], metavar="dotted.key=value",
                    help="override any profile field, e.g. --set request.temperature=0.7")
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--metrics-port", type=int, help="live Prometheus metrics port (default 9400; 0 = any free)")
+    p.add_argument("--no-metrics", action="store_true", help="do not serve live Prometheus metrics")
 
 
 def overrides_from_args(args: argparse.Namespace) -> list[tuple[str, Any]]:
@@ -90,6 +93,10 @@ def overrides_from_args(args: argparse.Namespace) -> list[tuple[str, Any]]:
         o += [("prompts.source", "sharegpt"), ("prompts.dataset", str(args.dataset))]
     if args.slo:
         o += [(f"slo.{k}", v) for k, v in SLOConfig.parse(args.slo).items()]
+    if getattr(args, "metrics_port", None) is not None:
+        o.append(("metrics.port", args.metrics_port))
+    if getattr(args, "no_metrics", False):
+        o.append(("metrics.enabled", False))
     o += [parse_assignment(text) for text in args.set]
     return o
 
@@ -140,9 +147,10 @@ def manifest(profile: Profile, specs: list[RequestSpec], argv: list[str]) -> dic
 
 
 async def _run_targets(profile: Profile, specs: list[RequestSpec], counter: Any, sink: JsonlSink,
-                       progress: Progress | None) -> tuple[list[RequestRecord], LoopLagMonitor, bool]:
+                       progress: Progress | None,
+                       live: LiveMetrics | None = None) -> tuple[list[RequestRecord], LoopLagMonitor, bool]:
     records: list[RequestRecord] = []
-    monitor = LoopLagMonitor()
+    monitor = LoopLagMonitor(listener=live.loop_lag_sample if live else None)
     monitor.start()
     interrupted = False
     loop = asyncio.get_running_loop()
@@ -164,7 +172,9 @@ async def _run_targets(profile: Profile, specs: list[RequestSpec], counter: Any,
             if progress is not None and not record.warmup:
                 progress.advance(task_id)
 
-        runner = TargetRunner(target.name, client, specs, [sink, on_record], seed=profile.seed,
+        sinks: list[Any] = [sink, on_record] + ([live] if live else [])
+        on_issue = (lambda stage, t=target.name, k=target.kind: live.issued(t, k, stage)) if live else None
+        runner = TargetRunner(target.name, client, specs, sinks, seed=profile.seed, on_issue=on_issue,
                               max_in_flight=profile.max_in_flight, drain_timeout_s=profile.drain_timeout_s,
                               client_counter=counter, keep_output_text=profile.agreement is not None)
         loop.add_signal_handler(signal.SIGINT, runner.request_stop)
@@ -192,6 +202,21 @@ def _new_event_loop() -> asyncio.AbstractEventLoop:
         return asyncio.new_event_loop()
 
 
+def start_exporter(profile: Profile) -> LiveMetrics:
+    """Serve live metrics; the default port, when taken, falls back to a free one (an explicit port does not)."""
+    live = LiveMetrics(profile.name)
+    cfg = profile.metrics
+    try:
+        port = live.serve(cfg.host, cfg.port)
+    except OSError:
+        if "port" in cfg.model_fields_set:
+            raise
+        port = live.serve(cfg.host, 0)
+        console.print(f"[yellow]warning:[/yellow] port {cfg.port} is taken; live metrics on port {port} instead")
+    console.print(f"live metrics: http://{cfg.host}:{port}/metrics")
+    return live
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     try:
         profile = load_profile(args.profile, overrides_from_args(args))
@@ -204,6 +229,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     if (out / RECORDS_FILE).exists():
         console.print(f"[red]error:[/red] {out / RECORDS_FILE} exists; choose another --out")
         return 2
+    live = None
+    if profile.metrics.enabled:
+        try:
+            live = start_exporter(profile)
+        except OSError as exc:
+            console.print(f"[red]error:[/red] cannot serve live metrics on {profile.metrics.host}:"
+                          f"{profile.metrics.port} ({exc}); use --metrics-port 0 for any free port, or --no-metrics")
+            return 2
     info = manifest(profile, specs, sys.argv)
     (out / MANIFEST_FILE).write_text(json.dumps(info, indent=2) + "\n")
     sink = JsonlSink(out / RECORDS_FILE)
@@ -214,12 +247,17 @@ def cmd_run(args: argparse.Namespace) -> int:
     try:
         if progress is not None:
             progress.start()
-        records, monitor, interrupted = loop.run_until_complete(_run_targets(profile, specs, counter, sink, progress))
+        records, monitor, interrupted = loop.run_until_complete(
+            _run_targets(profile, specs, counter, sink, progress, live))
+        if live is not None and profile.metrics.linger_s:
+            time.sleep(profile.metrics.linger_s)  # a last scrape sees the final counts
     finally:
         if progress is not None:
             progress.stop()
         sink.close()
         loop.close()
+        if live is not None:
+            live.close()
     with (out / LOOP_LAG_FILE).open("w") as f:
         for t, lag in monitor.samples:
             f.write(f"[{t},{lag}]\n")

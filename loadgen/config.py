@@ -139,6 +139,15 @@ class SLOConfig(_Strict):
         return values
 
 
+class MetricsConfig(_Strict):
+    """The live Prometheus exporter (``loadgen.exporter``)."""
+
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = Field(default=9400, ge=0, le=65535, description="0: any free port (printed)")
+    linger_s: float = Field(default=0.0, ge=0, description="keep serving after the run, for a last scrape")
+
+
 class AgreementConfig(_Strict):
     """Compare every target's outputs with one target's (``loadgen.agreement``); keeps output texts."""
 
@@ -159,6 +168,7 @@ class Profile(_Strict):
     drain_timeout_s: float = Field(default=30.0, ge=0, description="grace for in-flight requests on SIGINT")
     slo: SLOConfig = SLOConfig()
     agreement: AgreementConfig | None = None
+    metrics: MetricsConfig = MetricsConfig()
     request: RequestConfig = RequestConfig()
     out: Path | None = None
 

@@ -46,6 +46,7 @@ class LoopLagMonitor:
 
     interval_s: float = 0.01
     samples: list[tuple[int, int]] = field(default_factory=list)  # (perf_counter_ns, lag ns)
+    listener: Callable[[int], None] | None = None  # each lag sample (ns), e.g. the live exporter
     _task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -56,7 +57,13 @@ class LoopLagMonitor:
         while True:
             await asyncio.sleep(self.interval_s)
             scheduled = perf_counter_ns()
-            loop.call_soon(lambda s=scheduled: self.samples.append((s, perf_counter_ns() - s)))
+            loop.call_soon(self._sample, scheduled)
+
+    def _sample(self, scheduled: int) -> None:
+        lag = perf_counter_ns() - scheduled
+        self.samples.append((scheduled, lag))
+        if self.listener is not None:
+            self.listener(lag)
 
     async def stop(self) -> None:
         if self._task is not None:
@@ -83,7 +90,8 @@ class TargetRunner:
 
     def __init__(self, target: str, client: Client, prompts: Sequence[RequestSpec], sinks: Sequence[Sink], *,
                  seed: int = 0, max_in_flight: int | None = None, drain_timeout_s: float = 30.0,
-                 client_counter: Counter | None = None, keep_output_text: bool = False) -> None:
+                 client_counter: Counter | None = None, keep_output_text: bool = False,
+                 on_issue: Callable[[str], None] | None = None) -> None:
         self.target = target
         self.client = client
         self.prompts = prompts
@@ -92,6 +100,7 @@ class TargetRunner:
         self.drain_timeout_s = drain_timeout_s
         self.client_counter = client_counter
         self.keep_output_text = keep_output_text
+        self.on_issue = on_issue  # called with the stage label as each request is sent
         self._cap = max_in_flight
         self._gate = asyncio.Semaphore(max_in_flight) if max_in_flight else None
         self._stop = asyncio.Event()
@@ -133,6 +142,8 @@ class TargetRunner:
         attempt = Attempt(intended_ns=intended_ns)
         if self.client_counter is not None or self.keep_output_text:
             attempt.text_parts = []
+        if self.on_issue is not None:
+            self.on_issue(stage_name)
         try:
             await self.client.send(spec, attempt)
         finally:

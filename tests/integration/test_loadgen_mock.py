@@ -148,3 +148,52 @@ def test_selftest_runs_and_reports_every_figure() -> None:
         assert figures[name]["failed"] == 0 and figures[name]["requests"] > 0
         assert all(isinstance(figures[name][k], float) for k in ("ttft_bias_ms", "tpot_bias_ms"))
     assert figures["open_loop"]["failed"] == 0 and figures["open_loop"]["achieved_rate"] > 0
+
+
+def test_live_metrics_are_served_while_running_and_match_the_records(tmp_path: Path) -> None:
+    """A real `loadgen run` process: its /metrics answers during the run, and the final counts equal
+    the records it wrote."""
+    port = free_port()
+    with mock(tmp_path, "--ttft-ms", "20", "--itl-ms", "20") as url:
+        dataset = write_dataset(tmp_path)
+        proc = subprocess.Popen([sys.executable, "-m", "loadgen.cli", "run", "--no-progress", "--out",
+                                 str(tmp_path / "out"), "--target", f"mock=openai-completions@{url}", "--model", "m",
+                                 "--dataset", str(dataset), "--concurrency", "4", "--requests", "40",
+                                 "--output-tokens", "16", "--metrics-port", str(port), "--set", "metrics.linger_s=5",
+                                 "--set", "name=live"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        try:
+            seen_in_flight, final = False, ""
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline and proc.poll() is None:
+                try:
+                    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=2).text
+                except httpx.HTTPError:
+                    time.sleep(0.05)
+                    continue
+                seen_in_flight |= any(line.startswith("loadgen_requests_in_flight{") and not line.endswith(" 0.0")
+                                      for line in text.splitlines())
+                final = text
+                if sample(text, "loadgen_requests_total", outcome="ok") == 40:
+                    break
+                time.sleep(0.05)
+        finally:
+            output = proc.communicate(timeout=60)[0].decode()
+    assert proc.returncode == 0, output
+    assert f"live metrics: http://127.0.0.1:{port}/metrics" in output
+    assert seen_in_flight
+    assert sample(final, "loadgen_requests_total", outcome="ok", error_class="") == 40
+    assert sample(final, "loadgen_output_tokens_total") == 640
+    assert sample(final, "loadgen_ttft_seconds_count") == 40
+    assert sample(final, "loadgen_itl_seconds_count") == 600  # 15 gaps per request
+
+
+def sample(text: str, name: str, **labels: str) -> float | None:
+    """One sample of a Prometheus text exposition, by name and (a subset of) labels."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    want = {"target": "mock", "kind": "openai-completions", "profile": "live", "stage": "c4", **labels}
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            if s.name == name and all(s.labels.get(k) == v for k, v in want.items()):
+                return s.value
+    return None
