@@ -9,7 +9,7 @@ MODEL  := models/smollm2-135m-instruct
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup model vllm triton engines demo test lint clean
+.PHONY: setup model vllm triton engines prometheus chromium demo test lint clean
 
 setup: $(STAMP)
 
@@ -29,6 +29,22 @@ vllm: .venv-vllm/.rig-installed
 triton: .venv-triton/.rig-installed
 engines: vllm triton
 
+# A real Prometheus for local runs and the dashboard tests: Debian's package, run as a plain process.
+prometheus:
+	@command -v prometheus >/dev/null && command -v promtool >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; elif command -v sudo >/dev/null; then SUDO=sudo; \
+	  else echo "error: installing Debian's prometheus package needs root or sudo" >&2; exit 1; fi; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends prometheus >/dev/null; }
+	@prometheus --version 2>&1 | head -1
+
+# Headless Chromium for the report's browser test: Debian's package.
+chromium:
+	@command -v chromium >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; elif command -v sudo >/dev/null; then SUDO=sudo; \
+	  else echo "error: installing Debian's chromium package needs root or sudo" >&2; exit 1; fi; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends chromium >/dev/null; }
+	@chromium --version
+
 .venv-vllm/.rig-installed: engines/vllm/requirements.txt
 	test -x .venv-vllm/bin/python || $(PYTHON) -m venv .venv-vllm
 	.venv-vllm/bin/python -m pip install --quiet --disable-pip-version-check -r engines/vllm/requirements.txt
@@ -41,10 +57,10 @@ engines: vllm triton
 	.venv-triton/bin/python -m pip uninstall --quiet -y torchvision torchaudio torchcodec 2>/dev/null || true
 	touch $@
 
-demo: model engines
+demo: model engines prometheus
 	$(PY) -m engines.demo --model $(MODEL)
 
-test: model engines
+test: model engines prometheus chromium
 	$(PY) -m pytest -p no:cacheprovider tests
 
 lint: setup

@@ -22,7 +22,8 @@ import httpx
 import yaml
 
 from engines.local import ENGINES, EngineEndpoint, EngineName, running
-from engines.process import EngineStartError
+from engines.process import EngineStartError, ManagedProcess, free_port
+from engines.prometheus import SCRAPE_INTERVAL_S, host_port, prometheus_process
 
 PROFILE = Path("loadgen/profiles/demo.yaml")
 PROMPT = "The capital of France is"
@@ -80,6 +81,21 @@ def comparison(summary: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def start_prometheus(endpoints: dict[str, EngineEndpoint], loadgen_port: int, workdir: Path) -> ManagedProcess | None:
+    """Prometheus scraping the engines and the load generator for the length of the run (None if missing)."""
+    jobs = {"loadgen": [f"127.0.0.1:{loadgen_port}"],
+            **{e.engine: [host_port(e.metrics_url)] for e in endpoints.values()}}
+    try:
+        proc = prometheus_process(jobs, workdir)
+        proc.start().wait_ready()
+    except EngineStartError as exc:
+        print(f"warning: running without Prometheus: {exc}", file=sys.stderr)
+        return None
+    print(f"Prometheus: {proc.ready_url.removesuffix('/-/ready')} (scraping {', '.join(jobs)}; "
+          f"data kept in {workdir / 'data'})")
+    return proc
+
+
 def link_latest(out: Path) -> None:
     latest = out.parent / "latest"
     if latest.is_symlink() or latest.exists():
@@ -109,11 +125,18 @@ def main(argv: list[str] | None = None) -> int:
             profile_path = out / "profile.yaml"
             profile_path.write_text(yaml.safe_dump(resolved_profile(args.profile, stack.engines, args.model),
                                                    sort_keys=False))
+            loadgen_port = free_port()
+            prometheus = start_prometheus(stack.engines, loadgen_port, out / "prometheus")
             from loadgen.cli import main as loadgen_main
 
-            code = loadgen_main(["run", str(profile_path), "--out", str(out),
-                                 *(["--no-progress"] if not sys.stdout.isatty() else [])])
-            snapshot_metrics(stack.engines, out)
+            try:
+                code = loadgen_main(["run", str(profile_path), "--out", str(out), "--metrics-port", str(loadgen_port),
+                                     "--set", f"metrics.linger_s={3 * SCRAPE_INTERVAL_S}",
+                                     *(["--no-progress"] if not sys.stdout.isatty() else [])])
+                snapshot_metrics(stack.engines, out)
+            finally:
+                if prometheus is not None:
+                    prometheus.stop()
         summary_path = out / "summary.json"
         if summary_path.exists():
             table = comparison(json.loads(summary_path.read_text()))

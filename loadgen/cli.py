@@ -20,7 +20,7 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from loadgen import __version__
+from loadgen import __version__, report
 from loadgen.clients import ClientOptions, RequestSpec, make_client
 from loadgen.config import CLIENT_KINDS, Profile, SLOConfig, TargetConfig, load_profile, parse_assignment
 from loadgen.exporter import LiveMetrics
@@ -33,6 +33,9 @@ from loadgen.sinks.jsonl import LOOP_LAG_FILE, RECORDS_FILE, JsonlSink, read_rec
 MANIFEST_FILE = "manifest.json"
 EXIT_INTERRUPTED = 130
 console = Console(stderr=True)
+
+
+REPORT_FILE = "report.html"
 
 
 # -- arguments -------------------------------------------------------------------------------
@@ -268,7 +271,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     summary_sink.write_json(summary, out / "summary.json")
     summary_sink.write_csv(summary, out / "summary.csv")
     summary_sink.write_text(summary, out / "report.txt")
+    report.write(records, summary, monitor.samples, out / REPORT_FILE)
     summary_sink.print_table(summary, Console())
+    console.print(f"report: {out / REPORT_FILE}")
     console.print(f"records: {out / RECORDS_FILE} ({sink.written}); summary: {out / 'summary.json'}")
     if interrupted:
         console.print("[red]interrupted: issuing stopped early; the records and summary hold what finished "
@@ -303,7 +308,9 @@ def cmd_report(args: argparse.Namespace) -> int:
     summary_sink.write_json(summary, out / "summary.json")
     summary_sink.write_csv(summary, out / "summary.csv")
     summary_sink.write_text(summary, out / "report.txt")
+    report.write(records, summary, lags, out / REPORT_FILE)
     summary_sink.print_table(summary, Console())
+    console.print(f"report: {out / REPORT_FILE}")
     return 0
 
 

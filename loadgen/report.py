@@ -1,0 +1,222 @@
+"""``report.html``: one self-contained file a colleague can open offline.
+
+Why one file with the plotting library inside: reports get mailed, attached to tickets and
+opened years later on machines without network access, so Plotly's JavaScript is embedded
+(~4.8 MB) instead of fetched from a CDN. Every number comes from the records through
+``loadgen.metrics`` (the same functions as ``summary.json``); ``loadgen report DIR`` re-renders it.
+
+Contents: the run's table; latency CDFs (TTFT, ITL, E2E) per target; output throughput over
+time; latency against throughput across stages (the sweep curve); errors by class; the
+client's own overhead (send lag, event-loop lag); output agreement; the manifest. Each plot
+is a ``div.rig-plot`` with ``data-plot`` naming it, and script errors are collected into
+``#rig-errors`` so a headless browser test can tell a broken report from a working one.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import plotly.graph_objects as go
+from plotly.offline import get_plotlyjs
+
+from loadgen import metrics as m
+from loadgen.record import RequestRecord
+
+PLOTS = ("ttft_cdf", "itl_cdf", "e2e_cdf", "throughput_time", "latency_throughput", "errors", "overhead")
+ERROR_CAPTURE = """
+window.rigErrors = [];
+window.addEventListener('error', e => { window.rigErrors.push(String(e.message)); report(); });
+const consoleError = console.error;
+console.error = (...a) => { window.rigErrors.push(a.map(String).join(' ')); report(); consoleError(...a); };
+function report() {
+  const el = document.getElementById('rig-errors');
+  if (el) el.textContent = window.rigErrors.join('\\n');
+}
+"""
+
+
+def _cdf(values: Sequence[float]) -> tuple[list[float], list[float]]:
+    data = sorted(values)
+    n = len(data)
+    return data, [(i + 1) / n for i in range(n)]
+
+
+def _layout(fig: go.Figure, title: str, x: str, y: str, log_x: bool = False) -> go.Figure:
+    fig.update_layout(title=title, xaxis_title=x, yaxis_title=y, template="plotly_white", height=380,
+                      margin={"l": 60, "r": 20, "t": 50, "b": 50}, legend={"orientation": "h", "y": -0.2})
+    if log_x:
+        fig.update_xaxes(type="log")
+    return fig
+
+
+def _by_target(records: Sequence[RequestRecord]) -> dict[str, list[RequestRecord]]:
+    out: dict[str, list[RequestRecord]] = {}
+    for r in m.measured(records):
+        out.setdefault(r.target, []).append(r)
+    return out
+
+
+def latency_cdf(records: Sequence[RequestRecord], which: str) -> go.Figure:
+    fig = go.Figure()
+    for target, mine in _by_target(records).items():
+        ok = [r for r in mine if r.ok]
+        if which == "itl":
+            values = [g for r in ok for g in m.itl_gaps_ms(r)]
+        else:
+            fn = m.ttft_ms if which == "ttft" else m.e2e_ms
+            values = [v for r in ok if (v := fn(r)) is not None]
+        if values:
+            xs, ys = _cdf(values)
+            fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", name=target, line={"shape": "hv"}))
+    names = {"ttft": "Time to first token", "itl": "Inter-token latency (every gap)", "e2e": "End-to-end latency"}
+    return _layout(fig, f"{names[which]}: CDF per target", "ms (log scale)", "fraction of requests" if which != "itl"
+                   else "fraction of gaps", log_x=True)
+
+
+def throughput_over_time(records: Sequence[RequestRecord], bin_s: float | None = None) -> go.Figure:
+    """Output tokens per second in bins (about 60 over the run, 0.1–10 s each), each token counted
+    when its chunk arrived."""
+    fig = go.Figure()
+    measured = m.measured(records)
+    if measured:
+        origin = min(r.sent_ns for r in measured)
+        span_s = (max(r.end_ns for r in measured) - origin) / 1e9
+        bin_s = bin_s or min(10.0, max(0.1, span_s / 60))
+        for target, mine in _by_target(records).items():
+            bins: dict[int, int] = {}
+            for r in mine:
+                if not r.ok:
+                    continue
+                for offset, tokens in zip(r.chunk_offsets_ns, r.chunk_tokens, strict=False):
+                    if tokens:
+                        b = int((r.sent_ns + offset - origin) / 1e9 / bin_s)
+                        bins[b] = bins.get(b, 0) + tokens
+            if bins:
+                xs = list(range(min(bins), max(bins) + 1))
+                fig.add_trace(go.Scatter(x=[x * bin_s for x in xs], y=[bins.get(x, 0) / bin_s for x in xs],
+                                         mode="lines", name=target))
+    return _layout(fig, f"Output throughput over time ({bin_s or 1:g} s bins)", "seconds since the first measured "
+                   "request", "tokens/s")
+
+
+def latency_vs_throughput(summary: dict[str, Any]) -> go.Figure:
+    """One point per stage: output tok/s against TTFT p50 and TPOT p50 (the sweep curve)."""
+    fig = go.Figure()
+    for target, block in summary["targets"].items():
+        stages = [(name, s) for name, s in block["stages"].items() if s["ttft_ms"]]
+        if not stages:
+            continue
+        x = [s["output_tokens_per_s"] for _, s in stages]
+        labels = [name for name, _ in stages]
+        fig.add_trace(go.Scatter(x=x, y=[s["ttft_ms"]["p50"] for _, s in stages], mode="lines+markers+text",
+                                 text=labels, textposition="top center", name=f"{target} TTFT p50"))
+        fig.add_trace(go.Scatter(x=x, y=[(s["tpot_ms"] or {}).get("p50") for _, s in stages], mode="lines+markers",
+                                 text=labels, name=f"{target} TPOT p50", line={"dash": "dot"}))
+    fig = _layout(fig, "Latency against throughput (one point per stage)", "output tokens/s", "ms (log scale)")
+    fig.update_yaxes(type="log")
+    return fig
+
+
+def errors_by_class(summary: dict[str, Any]) -> go.Figure:
+    fig = go.Figure()
+    classes = sorted({c for b in summary["targets"].values() for c in b["requests"]["by_error"]})
+    for target, block in summary["targets"].items():
+        by = block["requests"]["by_error"]
+        fig.add_trace(go.Bar(x=[*classes, "ok"], y=[by.get(c, 0) for c in classes] + [block["requests"]["ok"]],
+                             name=target))
+    failed = sum(b["requests"]["failed"] for b in summary["targets"].values())
+    return _layout(fig, f"Requests by outcome ({failed} failed)", "outcome", "requests")
+
+
+def overhead(records: Sequence[RequestRecord], loop_lag: Sequence[tuple[int, int]]) -> go.Figure:
+    """The client's own delays: send lag per request, event-loop lag samples."""
+    fig = go.Figure()
+    for target, mine in _by_target(records).items():
+        fig.add_trace(go.Box(y=[m.send_lag_ms(r) for r in mine], name=f"{target} send lag", boxpoints=False))
+    if loop_lag:
+        fig.add_trace(go.Box(y=[lag / 1e6 for _, lag in loop_lag], name="event-loop lag", boxpoints=False))
+    fig = _layout(fig, "The load generator's own overhead (p99 above 5 ms means late timestamps)", "", "ms")
+    return fig
+
+
+def _table(summary: dict[str, Any]) -> str:
+    cols = [("TTFT p50", "ttft_ms", "p50"), ("TTFT p99", "ttft_ms", "p99"), ("ITL p50", "itl_ms", "p50"),
+            ("ITL p99", "itl_ms", "p99"), ("TPOT p50", "tpot_ms", "p50"), ("E2E p50", "e2e_ms", "p50"),
+            ("E2E p99", "e2e_ms", "p99")]
+    head = "".join(f"<th>{c}</th>" for c in ["target", "stage", "ok", "failed", *(c[0] for c in cols),
+                                             "out tok/s", "req/s", "goodput req/s"])
+    rows = []
+    for target, block in summary["targets"].items():
+        for stage, data in [("all", block), *block["stages"].items()]:
+            cells = [target, stage, data["requests"]["ok"], data["requests"]["failed"]]
+            cells += [f"{data[key][stat]:.1f}" if data[key] else "–" for _, key, stat in cols]
+            cells += [f"{data['output_tokens_per_s']:.1f}", f"{data['requests_per_s']:.2f}",
+                      "–" if data["goodput_rps"] is None else f"{data['goodput_rps']:.2f}"]
+            rows.append("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in cells) + "</tr>")
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+
+
+def _agreement(summary: dict[str, Any]) -> str:
+    rows = []
+    for target, block in summary["targets"].items():
+        a = block.get("agreement")
+        if a:
+            rows.append(f"<tr><td>{html.escape(target)}</td><td>{html.escape(a['reference'])}</td>"
+                        f"<td>{a['exact']}/{a['compared']}</td><td>{a['shared_prefix_tokens']['mean']:.1f} "
+                        f"(min {a['shared_prefix_tokens']['min']}) {a['unit']}</td>"
+                        f"<td>{a['shared_prefix_ratio_mean']:.0%}</td></tr>")
+    if not rows:
+        return ""
+    return ("<h2>Output agreement</h2><p>Each target's outputs against the reference's for the same prompt "
+            "(docs/metrics.md).</p><table><thead><tr><th>target</th><th>reference</th><th>identical</th>"
+            "<th>shared prefix</th><th>of the reference's output</th></tr></thead><tbody>"
+            + "".join(rows) + "</tbody></table>")
+
+
+def render(records: Sequence[RequestRecord], summary: dict[str, Any],
+           loop_lag: Sequence[tuple[int, int]] = ()) -> str:
+    figures = {
+        "ttft_cdf": latency_cdf(records, "ttft"), "itl_cdf": latency_cdf(records, "itl"),
+        "e2e_cdf": latency_cdf(records, "e2e"), "throughput_time": throughput_over_time(records),
+        "latency_throughput": latency_vs_throughput(summary), "errors": errors_by_class(summary),
+        "overhead": overhead(records, loop_lag),
+    }
+    plots = "".join(
+        f'<div class="rig-plot" data-plot="{name}">'
+        f"{fig.to_html(full_html=False, include_plotlyjs=False, div_id=f'plot-{name}')}</div>"
+        for name, fig in figures.items())
+    manifest = summary.get("manifest") or {}
+    profile = manifest.get("profile") or {}
+    title = f"Load test report: {profile.get('name', 'run')}"
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
+<script>{ERROR_CAPTURE}</script>
+<script>{get_plotlyjs()}</script>
+<style>
+body {{ font-family: system-ui, sans-serif; margin: 2em; color: #222; }}
+table {{ border-collapse: collapse; font-size: 13px; margin: 1em 0; }}
+th, td {{ border: 1px solid #ccc; padding: 3px 8px; text-align: right; }}
+th:first-child, td:first-child, td:nth-child(2) {{ text-align: left; }}
+.grid {{ display: grid; grid-template-columns: repeat(auto-fit, minmax(560px, 1fr)); gap: 1em; }}
+pre {{ background: #f6f6f6; padding: 1em; overflow: auto; font-size: 12px; }}
+#rig-errors:empty {{ display: none; }} #rig-errors {{ color: #b00; }}
+</style></head><body>
+<h1>{html.escape(title)}</h1>
+<p>Client-side measurements by the load generator; formulas in docs/metrics.md. Latencies in ms,
+throughput per second of wall-clock time over each target's or stage's window.</p>
+<pre id="rig-errors"></pre>
+{_table(summary)}
+{_agreement(summary)}
+<div class="grid">{plots}</div>
+<h2>Manifest</h2><pre>{html.escape(json.dumps(manifest, indent=2, default=str))}</pre>
+</body></html>
+"""
+
+
+def write(records: Sequence[RequestRecord], summary: dict[str, Any], loop_lag: Sequence[tuple[int, int]],
+          path: Path) -> None:
+    path.write_text(render(records, summary, loop_lag), encoding="utf-8")

@@ -1,0 +1,74 @@
+"""report.html in a real headless Chromium (Debian's `chromium`): loads offline with no script errors and
+every plot drawn. The run behind it is a real `loadgen run` against the synthetic server (two stages, two
+targets, a fault) so that every plot has data; a screenshot is kept under results/test-artifacts/."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from loadgen.cli import main
+from loadgen.report import PLOTS
+from tests.integration.test_loadgen_mock import mock, write_dataset
+
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = ROOT / "results" / "test-artifacts"
+
+
+def chromium(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    binary = shutil.which("chromium")
+    if binary is None:
+        pytest.fail("chromium is not installed: run `make chromium` (make test does)")
+    return subprocess.run([binary, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                           "--virtual-time-budget=20000", "--enable-logging=stderr", "--v=0", *args],
+                          capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    tmp = tmp_path_factory.mktemp("report")
+    with mock(tmp, "--ttft-ms", "30", "--itl-ms", "10", "--fail-500-rate", "0.1") as url:
+        code = main(["run", "--no-progress", "--no-metrics", "--out", str(tmp / "out"),
+                     "--target", f"a=openai-completions@{url}", "--target", f"b=openai-chat@{url}", "--model", "m",
+                     "--dataset", str(write_dataset(tmp)), "--output-tokens", "8",
+                     "--set", "sweep.type=concurrency", "--set", "sweep.values=[1,4]", "--set", "sweep.requests=12",
+                     "--set", "agreement.reference=a"])
+    assert code == 0
+    return tmp / "out"
+
+
+def test_report_is_one_self_contained_file(run_dir: Path) -> None:
+    page = (run_dir / "report.html").read_text()
+    assert not re.search(r"<script[^>]+src=", page)  # nothing fetched: the plotting library is inline
+    assert "Plotly" in page and len(page) > 1_000_000
+    for name in PLOTS:
+        assert f'data-plot="{name}"' in page
+    assert "Output agreement" in page and "Manifest" in page
+
+
+def test_report_renders_in_headless_chromium_without_errors(run_dir: Path) -> None:
+    url = (run_dir / "report.html").resolve().as_uri()
+    dom = chromium("--dump-dom", url)
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    errors = re.search(r'<pre id="rig-errors">(.*?)</pre>', dom.stdout, re.S)
+    assert errors is not None and errors.group(1).strip() == "", errors.group(1) if errors else dom.stdout[:500]
+    assert not re.search(r"Uncaught|CONSOLE\(\d+\).*[Ee]rror", dom.stderr), dom.stderr[-2000:]
+    for name in PLOTS:  # each plot div was drawn by Plotly (it renders into svg.main-svg)
+        block = re.search(rf'data-plot="{name}">(.*?)</div>\s*(?=<div class="rig-plot"|</div>)', dom.stdout, re.S)
+        assert block is not None and 'class="main-svg"' in block.group(1), f"plot {name} not drawn"
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    shot = ARTIFACTS / "report.png"
+    result = chromium(f"--screenshot={shot}", "--window-size=1400,3200", url)
+    assert result.returncode == 0 and shot.stat().st_size > 50_000, result.stderr[-2000:]
+    print(f"screenshot: {shot}")
+
+
+def test_loadgen_report_re_renders_it_from_the_records(run_dir: Path) -> None:
+    (run_dir / "report.html").unlink()
+    assert main(["report", str(run_dir)]) == 0
+    page = (run_dir / "report.html").read_text()
+    assert all(f'data-plot="{name}"' in page for name in PLOTS)
