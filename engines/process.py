@@ -63,13 +63,22 @@ def stop_group(pid: int, argv0: str, grace_s: float = 10.0) -> bool:
 
 
 def is_running(pid: int, argv0: str) -> bool:
-    """Whether PID is alive (not a zombie) and still the program we started."""
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return False
-    return state != "Z" and bool(cmdline) and cmdline[0].decode(errors="replace") == argv0
+    """Whether PID is alive (not a zombie) and still the program we started.
+
+    ``/proc/PID/cmdline`` reads empty for a moment while a process is being exec'd: read again then.
+    """
+    for _ in range(50):
+        try:
+            raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            return False
+        if state == "Z":
+            return False
+        if raw:
+            return raw.split(b"\0")[0].decode(errors="replace") == argv0
+        time.sleep(0.002)
+    return False
 
 
 @dataclass
