@@ -4,8 +4,9 @@ Starts the baseline, vLLM and Triton on the real model (``engines.local``), asks
 same greedy question, runs ``loadgen/profiles/demo.yaml`` against all three with the
 targets filled in from the running stack, snapshots each engine's own ``/metrics``, and
 stops everything. Everything lands in ``results/<timestamp>/`` (``results/latest`` points
-there): the resolved profile, ``records.jsonl``, ``summary.json``/``.csv``, ``report.txt``
-(the table), the engines' logs and metrics.
+there): the resolved profile, ``records.jsonl``, ``summary.json``/``.csv``, ``report.html``,
+``report.txt`` (the table), the engines' logs and ``/metrics`` snapshots, and the TSDB of the
+Prometheus that scraped the engines and the load generator during the run.
 """
 
 from __future__ import annotations
@@ -145,7 +146,11 @@ def main(argv: list[str] | None = None) -> int:
     except EngineStartError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    print(f"\nresults: {out}  (also {args.results / 'latest'}); total {time.perf_counter() - started:.0f} s")
+    print(f"\nreport: {out / 'report.html'} (open it in a browser; works offline)")
+    print(f"metrics: {out / 'prometheus' / 'data'} (Prometheus TSDB of the run; reopen with `prometheus "
+          f"--storage.tsdb.path={out / 'prometheus' / 'data'} --config.file={out / 'prometheus' / 'prometheus.yml'}`),"
+          f" engine snapshots in {out / 'metrics'}")
+    print(f"results: {out}  (also {args.results / 'latest'}); total {time.perf_counter() - started:.0f} s")
     return code
 
 
