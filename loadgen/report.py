@@ -26,6 +26,7 @@ from plotly.offline import get_plotlyjs
 from loadgen import metrics as m
 from loadgen.record import RequestRecord
 
+NICE_BINS_S = (0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0)
 PLOTS = ("ttft_cdf", "itl_cdf", "e2e_cdf", "throughput_time", "latency_throughput", "errors", "overhead")
 ERROR_CAPTURE = """
 window.rigErrors = [];
@@ -46,7 +47,7 @@ def _cdf(values: Sequence[float]) -> tuple[list[float], list[float]]:
 
 
 def _layout(fig: go.Figure, title: str, x: str, y: str, log_x: bool = False) -> go.Figure:
-    fig.update_layout(title=title, xaxis_title=x, yaxis_title=y, template="plotly_white", height=380,
+    fig.update_layout(title=title, xaxis_title=x, yaxis_title=y, template="plotly_white", height=380, autosize=True,
                       margin={"l": 60, "r": 20, "t": 50, "b": 50}, legend={"orientation": "h", "y": -0.2})
     if log_x:
         fig.update_xaxes(type="log")
@@ -78,14 +79,14 @@ def latency_cdf(records: Sequence[RequestRecord], which: str) -> go.Figure:
 
 
 def throughput_over_time(records: Sequence[RequestRecord], bin_s: float | None = None) -> go.Figure:
-    """Output tokens per second in bins (about 60 over the run, 0.1–10 s each), each token counted
-    when its chunk arrived."""
+    """Output tokens per second in bins (the smallest of 0.1 … 10 s giving at most ~60 over the run),
+    each token counted when its chunk arrived."""
     fig = go.Figure()
     measured = m.measured(records)
     if measured:
         origin = min(r.sent_ns for r in measured)
         span_s = (max(r.end_ns for r in measured) - origin) / 1e9
-        bin_s = bin_s or min(10.0, max(0.1, span_s / 60))
+        bin_s = bin_s or next((b for b in NICE_BINS_S if b >= span_s / 60), NICE_BINS_S[-1])
         for target, mine in _by_target(records).items():
             bins: dict[int, int] = {}
             for r in mine:
@@ -177,6 +178,11 @@ def _agreement(summary: dict[str, Any]) -> str:
             + "".join(rows) + "</tbody></table>")
 
 
+def _div(fig: go.Figure, name: str) -> str:
+    return fig.to_html(full_html=False, include_plotlyjs=False, div_id=f"plot-{name}", default_width="100%",
+                       config={"responsive": True})
+
+
 def render(records: Sequence[RequestRecord], summary: dict[str, Any],
            loop_lag: Sequence[tuple[int, int]] = ()) -> str:
     figures = {
@@ -186,9 +192,7 @@ def render(records: Sequence[RequestRecord], summary: dict[str, Any],
         "overhead": overhead(records, loop_lag),
     }
     plots = "".join(
-        f'<div class="rig-plot" data-plot="{name}">'
-        f"{fig.to_html(full_html=False, include_plotlyjs=False, div_id=f'plot-{name}')}</div>"
-        for name, fig in figures.items())
+        f'<div class="rig-plot" data-plot="{name}">{_div(fig, name)}</div>' for name, fig in figures.items())
     manifest = summary.get("manifest") or {}
     profile = manifest.get("profile") or {}
     title = f"Load test report: {profile.get('name', 'run')}"
@@ -202,6 +206,7 @@ table {{ border-collapse: collapse; font-size: 13px; margin: 1em 0; }}
 th, td {{ border: 1px solid #ccc; padding: 3px 8px; text-align: right; }}
 th:first-child, td:first-child, td:nth-child(2) {{ text-align: left; }}
 .grid {{ display: grid; grid-template-columns: repeat(auto-fit, minmax(560px, 1fr)); gap: 1em; }}
+.rig-plot {{ min-width: 0; overflow: hidden; }}
 pre {{ background: #f6f6f6; padding: 1em; overflow: auto; font-size: 12px; }}
 #rig-errors:empty {{ display: none; }} #rig-errors {{ color: #b00; }}
 </style></head><body>
@@ -213,6 +218,10 @@ throughput per second of wall-clock time over each target's or stage's window.</
 {_agreement(summary)}
 <div class="grid">{plots}</div>
 <h2>Manifest</h2><pre>{html.escape(json.dumps(manifest, indent=2, default=str))}</pre>
+<script>
+window.addEventListener('load', () =>
+  document.querySelectorAll('.rig-plot .js-plotly-plot').forEach(p => Plotly.Plots.resize(p)));
+</script>
 </body></html>
 """
 
