@@ -8,6 +8,7 @@ are shorthands for dotted keys (``--rate 5`` is ``--set load.type=rate --set loa
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 from typing import Any, Literal
@@ -143,7 +144,8 @@ class MetricsConfig(_Strict):
     """The live Prometheus exporter (``loadgen.exporter``)."""
 
     enabled: bool = True
-    host: str = "127.0.0.1"
+    host: str = Field(default_factory=lambda: os.environ.get("LOADGEN_METRICS_HOST", "127.0.0.1"),
+                      description="127.0.0.1, or $LOADGEN_METRICS_HOST (0.0.0.0 in the compose image)")
     port: int = Field(default=9400, ge=0, le=65535, description="0: any free port (printed)")
     linger_s: float = Field(default=0.0, ge=0, description="keep serving after the run, for a last scrape")
 

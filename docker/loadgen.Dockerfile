@@ -1,0 +1,20 @@
+# The load generator for the compose stack: slim, no torch, no transformers (its own dependencies only).
+FROM python:3.11-slim-bookworm
+
+ENV PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    LOADGEN_METRICS_HOST=0.0.0.0
+WORKDIR /app
+COPY pyproject.toml README.md ./
+COPY loadgen loadgen
+# servers/ and engines/ for `loadgen selftest` (it starts servers.mock); their heavy extras are not installed.
+COPY servers servers
+COPY engines engines
+RUN pip install --no-cache-dir . \
+ && useradd --create-home --uid 1000 rig \
+ && mkdir -p /results && chown rig /results
+USER rig
+# Live Prometheus metrics of a running `loadgen run` (scraped by the prometheus service).
+EXPOSE 9400
+ENTRYPOINT ["loadgen"]
+CMD ["--help"]
