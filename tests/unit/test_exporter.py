@@ -7,19 +7,13 @@ import pytest
 
 from loadgen.exporter import LiveMetrics
 from loadgen.record import RequestRecord
-
-MS = 1_000_000
+from tests.unit.test_loadgen_metrics import record as metrics_record
 
 
 def record(**overrides) -> RequestRecord:
-    # sent 2 ms late; tokens at 20, 30 and 45 ms (2 tokens) after an intended send at 0; end at 50 ms
-    base = dict(target="vllm", kind="openai-chat", stage=0, stage_name="c4", index=0, prompt_id="p",
-                intended_ns=1_000 * MS, sent_ns=1_002 * MS, first_byte_ns=1_005 * MS, first_token_ns=1_020 * MS,
-                first_content_ns=1_020 * MS, end_ns=1_050 * MS,
-                chunk_offsets_ns=[4 * MS, 18 * MS, 28 * MS, 43 * MS, 48 * MS], chunk_tokens=[0, 1, 1, 2, 0],
-                status=200, prompt_tokens=10, output_tokens=4)
-    base.update(overrides)
-    return RequestRecord(**base)
+    """The hand-computed record of test_loadgen_metrics (TTFT 18 ms, E2E 48 ms, gaps 10 and 15 ms, 4 tokens),
+    as a vllm openai-chat request of stage c4."""
+    return metrics_record(**{"target": "vllm", "kind": "openai-chat", "stage_name": "c4", **overrides})
 
 
 def value(live: LiveMetrics, name: str, **labels: str) -> float | None:
