@@ -1,12 +1,15 @@
-# The HF/FastAPI baseline server on a CUDA GPU. Built by docker-compose.yml (a later issue).
+# The HF/FastAPI baseline server on a CUDA GPU (the compose `baseline` service; also the `model` job).
 # torch's CUDA wheels from PyPI carry their own CUDA libraries; the base image provides the
 # runtime environment the NVIDIA container toolkit expects.
 FROM nvidia/cuda:12.8.1-runtime-ubuntu24.04
 
+# Ubuntu's python3/curl follow the pinned base image; pinning their exact versions would break each rebuild.
+# hadolint ignore=DL3008
 RUN apt-get update \
  && apt-get install -y --no-install-recommends python3 python3-venv curl ca-certificates \
- && rm -rf /var/lib/apt/lists/*
-RUN python3 -m venv /opt/venv
+ && rm -rf /var/lib/apt/lists/* \
+ && python3 -m venv /opt/venv \
+ && useradd --create-home --uid 1000 rig
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     HF_HOME=/cache/huggingface
@@ -16,13 +19,14 @@ COPY pyproject.toml README.md ./
 COPY loadgen loadgen
 COPY servers servers
 COPY engines engines
-RUN pip install --no-cache-dir '.[server]'
-RUN pip uninstall -y torchvision torchaudio torchcodec
+# The project itself: pyproject.toml pins torch, transformers, fastapi and uvicorn for the [server] extra.
+# hadolint ignore=DL3013
+RUN pip install --no-cache-dir '.[server]' \
+ && pip uninstall -y torchvision torchaudio torchcodec
 
-RUN useradd --create-home --uid 1000 rig
-USER rig
+USER 1000
 EXPOSE 8000
 HEALTHCHECK --interval=10s --timeout=3s --start-period=120s --retries=30 \
-  CMD curl -fsS http://127.0.0.1:8000/health || exit 1
+  CMD ["curl", "-fsS", "http://127.0.0.1:8000/health"]
 ENTRYPOINT ["python", "-m", "servers.hf", "--host", "0.0.0.0", "--port", "8000", "--device", "cuda"]
 CMD ["--model", "/models/model", "--served-model-name", "model"]

@@ -10,10 +10,12 @@ COPY loadgen loadgen
 # servers/ and engines/ for `loadgen selftest` (it starts servers.mock); their heavy extras are not installed.
 COPY servers servers
 COPY engines engines
+# The project itself; its base dependencies are bounded in pyproject.toml.
+# hadolint ignore=DL3013
 RUN pip install --no-cache-dir . \
  && useradd --create-home --uid 1000 rig \
  && mkdir -p /results && chown rig /results
-USER rig
+USER 1000
 # Live Prometheus metrics of a running `loadgen run` (scraped by the prometheus service).
 EXPOSE 9400
 ENTRYPOINT ["loadgen"]
