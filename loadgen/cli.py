@@ -23,6 +23,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from loadgen import __version__, report
 from loadgen.clients import ClientOptions, RequestSpec, make_client
 from loadgen.config import CLIENT_KINDS, Profile, SLOConfig, TargetConfig, load_profile, parse_assignment
+from loadgen.engine_manifest import EngineManifestError, describe, load_engine_manifests
 from loadgen.exporter import LiveMetrics
 from loadgen.prompts import COMMON_WORDS, LocalTokenizer, PromptError, dataset_hash, server_counter, sharegpt, synthetic
 from loadgen.record import RequestRecord
@@ -66,6 +67,9 @@ def _run_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("--metrics-port", type=int, help="live Prometheus metrics port (default 9400; 0 = any free)")
     p.add_argument("--no-metrics", action="store_true", help="do not serve live Prometheus metrics")
+    p.add_argument("--engine-manifest", action="append", default=[], type=Path, metavar="PATH",
+                   help="an engine build's manifest.json (e.g. the TensorRT-LLM precision) to carry into the run's "
+                        "manifest; also read from $LOADGEN_ENGINE_MANIFESTS (':'-separated)")
 
 
 def overrides_from_args(args: argparse.Namespace) -> list[tuple[str, Any]]:
@@ -133,7 +137,8 @@ def _versions() -> dict[str, str]:
     return versions
 
 
-def manifest(profile: Profile, specs: list[RequestSpec], argv: list[str]) -> dict[str, Any]:
+def manifest(profile: Profile, specs: list[RequestSpec], argv: list[str],
+             engine_builds: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     return {
         "versions": _versions(),
         "profile": profile.model_dump(mode="json"),
@@ -146,6 +151,7 @@ def manifest(profile: Profile, specs: list[RequestSpec], argv: list[str]) -> dic
         "command": argv,
         # Time bases: records hold perf_counter_ns of this process; these map them to wall time.
         "clock": {"perf_counter_ns": time.perf_counter_ns(), "unix_ns": time.time_ns()},
+        "engine_builds": engine_builds or [],
     }
 
 
@@ -224,7 +230,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     try:
         profile = load_profile(args.profile, overrides_from_args(args))
         specs, counter = build_prompts(profile)
-    except (ValidationError, ValueError, PromptError, OSError) as exc:
+        engine_builds = load_engine_manifests(args.engine_manifest)
+    except (ValidationError, ValueError, PromptError, OSError, EngineManifestError) as exc:
         console.print(f"[red]error:[/red] {exc}")
         return 2
     out = profile.out or Path("results") / time.strftime("%Y%m%d-%H%M%S")
@@ -240,7 +247,9 @@ def cmd_run(args: argparse.Namespace) -> int:
             console.print(f"[red]error:[/red] cannot serve live metrics on {profile.metrics.host}:"
                           f"{profile.metrics.port} ({exc}); use --metrics-port 0 for any free port, or --no-metrics")
             return 2
-    info = manifest(profile, specs, sys.argv)
+    info = manifest(profile, specs, sys.argv, engine_builds)
+    for line in describe(engine_builds):
+        console.print(f"engine build: {line}")
     (out / MANIFEST_FILE).write_text(json.dumps(info, indent=2) + "\n")
     sink = JsonlSink(out / RECORDS_FILE)
     progress = None if args.no_progress else Progress(

@@ -111,7 +111,7 @@ class TritonPythonModel:
             raise BadRequest(f"top_p must be in (0, 1], got {top_p}")
         if not 0 <= min_tokens <= max_tokens:
             raise BadRequest(f"min_tokens must be in [0, max_tokens={max_tokens}], got {min_tokens}")
-        seed = _scalar(request, "random_seed")
+        seed = _scalar(request, "seed")
         params = SamplingParams(max_tokens=max_tokens, temperature=temperature, top_p=top_p,
                                 seed=None if seed is None else int(seed), min_tokens=min_tokens)
         return Job(sender=sender, prompt=prompt, params=params, stream=bool(_scalar(request, "stream", False)),
