@@ -22,7 +22,8 @@ Models:
   and multi-byte characters that span tokens).
 
 Only text-generation inputs are declared (no LoRA, multimodal, speculative decoding or beam
-search): a request using those gets Triton's "unexpected input" 400, not a silent default.
+search). Over gRPC Triton refuses a request with an undeclared input; over HTTP's generate
+extension unknown JSON fields become request parameters, which these models ignore.
 """
 
 from __future__ import annotations
