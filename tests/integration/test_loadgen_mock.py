@@ -197,3 +197,23 @@ def sample(text: str, name: str, **labels: str) -> float | None:
             if s.name == name and all(s.labels.get(k) == v for k, v in want.items()):
                 return s.value
     return None
+
+
+def test_engine_build_manifests_are_carried_into_the_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The TensorRT-LLM build's manifest (--engine-manifest, or $LOADGEN_ENGINE_MANIFESTS as compose sets it)
+    ends up in the run's manifest and summary, so every result says which precision it measured."""
+    build = tmp_path / "manifest.json"
+    build.write_text(json.dumps({"engine": "tensorrt-llm", "precision": "bf16", "requested_precision": "fp8",
+                                 "reason": "no FP8 on 8.0", "gpu": {"name": "A100", "compute_capability": "8.0"}}))
+    monkeypatch.setenv("LOADGEN_ENGINE_MANIFESTS", f"{tmp_path / 'not-built-yet.json'}:{build}")
+    with mock(tmp_path, "--ttft-ms", "1", "--itl-ms", "1") as url:
+        assert run(tmp_path / "out", url, "--requests", "2", "--concurrency", "1", "--output-tokens", "2",
+                   "--no-metrics") == 0
+        builds = json.loads((tmp_path / "out" / "manifest.json").read_text())["engine_builds"]
+        assert [b.get("missing", False) for b in builds] == [True, False]
+        assert builds[1]["precision"] == "bf16" and builds[1]["path"] == str(build)
+        summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+        assert summary["manifest"]["engine_builds"][1]["requested_precision"] == "fp8"
+        # an explicit path that does not exist is an error, before any request is sent
+        assert run(tmp_path / "out2", url, "--engine-manifest", str(tmp_path / "nope.json")) == 2
+        assert not (tmp_path / "out2" / "records.jsonl").exists()
