@@ -24,7 +24,10 @@ def parse_args(argv: list[str] | None = None) -> ServerConfig:
     parser.add_argument("--max-queue", type=int, default=fields["max_queue"].default,
                         help=fields["max_queue"].description)
     parser.add_argument("--served-model-name", help=fields["served_model_name"].description)
-    parser.add_argument("--scheduler", default="naive", choices=["naive"])
+    parser.add_argument("--scheduler", default="naive", choices=["naive", "continuous"],
+                        help="naive: one request at a time (a plain HF server); continuous: iteration-level batching")
+    parser.add_argument("--max-num-seqs", type=int, help=fields["max_num_seqs"].description)
+    parser.add_argument("--kv-cache-tokens", type=int, help=fields["kv_cache_tokens"].description)
     parser.add_argument("--max-model-len", type=int, help=fields["max_model_len"].description)
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     args = parser.parse_args(argv)

@@ -23,6 +23,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from servers.hf import errors
 from servers.hf.config import ServerConfig
+from servers.hf.kv_cache import BudgetTooSmall
 from servers.hf.metrics import ServerMetrics
 from servers.hf.protocol import (
     ChatCompletionRequest,
@@ -54,7 +55,8 @@ class Engine:
         self.runner = runner
         self.served_model_name = config.served_model_name or config.model
         self.metrics = ServerMetrics(self.served_model_name, runner.info.device)
-        self.scheduler: Scheduler = make_scheduler(config.scheduler, runner, self.metrics, config.max_queue)
+        self.scheduler: Scheduler = make_scheduler(config.scheduler, runner, self.metrics, config.max_queue,
+                                                   config.max_num_seqs, config.kv_cache_tokens)
         # The generation thread decodes text; a tokenizer of its own avoids sharing the
         # Rust object with encodes running on the event loop.
         self.detokenizer = type(runner.tokenizer).from_pretrained(runner.info.path)
@@ -116,6 +118,8 @@ class Engine:
             self.scheduler.submit(seq)
         except QueueFull as exc:
             raise errors.queue_full(exc.limit) from exc
+        except BudgetTooSmall as exc:
+            raise errors.bad_request(str(exc), "max_tokens") from exc
         return seq, queue
 
     def usage(self, seq: Sequence) -> dict[str, int]:

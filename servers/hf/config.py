@@ -16,6 +16,11 @@ class ServerConfig(BaseModel):
         default=None, description="default: float32 on CPU, bfloat16 on CUDA")
     max_queue: int = Field(default=256, ge=0, description="waiting requests beyond this are answered 429")
     served_model_name: str | None = Field(default=None, description="default: the --model argument, as vLLM")
-    scheduler: Literal["naive"] = "naive"
+    scheduler: Literal["naive", "continuous"] = "naive"
+    max_num_seqs: int = Field(default=32, ge=1, le=1024,
+                              description="continuous scheduler: sequences in one batch at most")
+    kv_cache_tokens: int | None = Field(default=None, ge=16,
+                                        description="continuous scheduler: KV-cache token budget (prompt + max_tokens "
+                                                    "reserved per admitted sequence); default max_num_seqs x 1024")
     max_model_len: int | None = Field(default=None, ge=16, description="default: the model's context length")
     log_level: str = "info"

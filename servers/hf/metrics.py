@@ -32,6 +32,7 @@ ITL_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0
 REQUEST_BUCKETS = (0.01, 0.05, 0.1, 0.3, 0.5, 0.8, 1.0, 1.5, 2.0, 2.5, 5.0, 10.0, 15.0, 20.0, 30.0, 40.0,
                    50.0, 60.0, 120.0, 240.0, 480.0, 960.0, 1920.0)
 
+BATCH_BUCKETS = (1, 2, 4, 8, 12, 16, 24, 32, 48, 64, 128, 256)
 OUTCOMES = ("ok", "cancelled", "error", "rejected", "invalid")
 
 
@@ -81,6 +82,15 @@ class ServerMetrics:
                                       REQUEST_BUCKETS)
         self.decode_time = histogram("request_decode_time_seconds",
                                      "First token to last token", REQUEST_BUCKETS)
+        # The continuous scheduler's own series (the naive one runs batches of one, with no budget).
+        self.batch_size = histogram("batch_size", "Sequences in one decode step (continuous scheduler)",
+                                    BATCH_BUCKETS)
+        self.admission_wait = histogram("admission_wait_seconds",
+                                        "Request arrival to admission into the running batch (continuous "
+                                        "scheduler: waits for a free row and KV-cache blocks)", REQUEST_BUCKETS)
+        self.kv_cache_usage = Gauge(PREFIX + "kv_cache_usage_perc",
+                                    "Share of the KV-cache token budget reserved by admitted sequences, 0-1 "
+                                    "(continuous scheduler)", labels, registry=self.registry)
         self.running = Gauge(PREFIX + "num_requests_running", "Requests being generated now", labels,
                              registry=self.registry)
         self.waiting = Gauge(PREFIX + "num_requests_waiting", "Requests queued, not yet started", labels,
@@ -101,6 +111,7 @@ class ServerMetrics:
         for reason in ("stop", "length", "abort"):
             self.request_success.labels(model_name, reason)
         self.running.labels(model_name).set(0)
+        self.kv_cache_usage.labels(model_name).set(0)
         self.waiting.labels(model_name).set(0)
         if device.startswith("cuda"):
             self.registry.register(_CudaMemoryCollector(model_name, device))
@@ -109,6 +120,16 @@ class ServerMetrics:
     def set_queue_depths(self, running: int, waiting: int) -> None:
         self.running.labels(self.model_name).set(running)
         self.waiting.labels(self.model_name).set(waiting)
+
+    def on_step(self, batch_size: int) -> None:
+        self.batch_size.labels(self.model_name).observe(batch_size)
+
+    def set_kv_cache_usage(self, usage: float) -> None:
+        self.kv_cache_usage.labels(self.model_name).set(usage)
+
+    def on_admitted(self, seq: Sequence) -> None:
+        assert seq.scheduled is not None
+        self.admission_wait.labels(self.model_name).observe(seq.scheduled - seq.arrival)
 
     def on_scheduled(self, seq: Sequence) -> None:
         assert seq.scheduled is not None

@@ -25,7 +25,7 @@ from servers.hf.sequence import Sequence
 
 log = logging.getLogger(__name__)
 
-SCHEDULERS = ("naive",)
+SCHEDULERS = ("naive", "continuous")
 
 
 class QueueFull(Exception):
@@ -144,7 +144,12 @@ class NaiveScheduler:
                 self.metrics.on_finished(seq)
 
 
-def make_scheduler(name: str, runner: ModelRunner, metrics: ServerMetrics, max_queue: int) -> Scheduler:
+def make_scheduler(name: str, runner: ModelRunner, metrics: ServerMetrics, max_queue: int,
+                   max_num_seqs: int = 32, kv_cache_tokens: int | None = None) -> Scheduler:
     if name == "naive":
         return NaiveScheduler(runner, metrics, max_queue)
+    if name == "continuous":
+        from servers.hf.continuous import ContinuousScheduler
+
+        return ContinuousScheduler(runner, metrics, max_queue, max_num_seqs, kv_cache_tokens or max_num_seqs * 1024)
     raise ValueError(f"unknown scheduler {name!r}; choose one of {SCHEDULERS}")

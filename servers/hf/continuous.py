@@ -1,0 +1,222 @@
+"""Continuous (iteration-level) batching for the baseline server: ``--scheduler continuous``.
+
+Why it exists: to measure how much of vLLM's lead over a plain HF server comes from scheduling
+alone. It changes only *when* the model runs which sequence, never *how* a token is chosen:
+
+* every step is one forward pass over all running sequences (one new token each);
+* a new request is admitted when ``--max-num-seqs`` and the KV-cache token budget allow
+  (``kv_cache.TokenBudget``), prefilled alone — the same forward pass the naive scheduler makes,
+  so its first token is the naive scheduler's — and joins the batch at the next step;
+* a finished or cancelled sequence leaves at once and frees its rows and blocks;
+* tokens are sampled per sequence with ``runner.sample`` and fed to ``Sequence.append``, the same
+  code paths as the naive scheduler (sampling parameters, seeds, stop strings, ``ignore_eos``,
+  ``min_tokens``, usage, streaming, metrics).
+
+What it does not do (vLLM does): chunked prefill (a long prompt's prefill delays that step),
+preemption (reservations make it unnecessary), prefix caching, CUDA graphs, paged attention
+kernels — the batched step uses the model's own attention over a padded, masked cache.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+import time
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+
+import torch
+
+from servers.hf.kv_cache import BatchKVCache, TokenBudget
+from servers.hf.metrics import ServerMetrics
+from servers.hf.runner import ModelRunner
+from servers.hf.scheduler import QueueFull
+from servers.hf.sequence import Sequence
+
+log = logging.getLogger(__name__)
+
+
+class _Running:
+    """A sequence in the batch: its sampler state and the token to feed at the next step."""
+
+    __slots__ = ("generator", "next_token", "seq")
+
+    def __init__(self, seq: Sequence, generator: torch.Generator | None, next_token: int) -> None:
+        self.seq, self.generator, self.next_token = seq, generator, next_token
+
+
+class ContinuousScheduler:
+    def __init__(self, runner: ModelRunner, metrics: ServerMetrics, max_queue: int, max_num_seqs: int,
+                 kv_cache_tokens: int) -> None:
+        self.runner = runner
+        self.metrics = metrics
+        self.max_queue = max_queue
+        self.max_num_seqs = max_num_seqs
+        self.budget = TokenBudget(kv_cache_tokens)
+        config = runner.model.config
+        head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
+        kv_heads = getattr(config, "num_key_value_heads", None) or config.num_attention_heads
+        self.kv = BatchKVCache(config.num_hidden_layers, kv_heads, head_dim, runner.model.dtype, runner.device,
+                               max_len=runner.max_model_len, rows=min(4, max_num_seqs))
+        self._lock = threading.Lock()  # guards _waiting between the event loop and the generation thread
+        self._waiting: deque[Sequence] = deque()
+        self._running: list[_Running] = []
+        self._wake = threading.Event()
+        self._stopping = False
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hf-continuous")
+        self._task: asyncio.Future[None] | None = None
+        self._publish()
+
+    # -- the interface the app uses (event loop thread) ------------------------------------------
+    @property
+    def num_waiting(self) -> int:
+        return len(self._waiting)
+
+    @property
+    def num_running(self) -> int:
+        return len(self._running)
+
+    async def start(self) -> None:
+        self._task = asyncio.get_running_loop().run_in_executor(self._executor, self._loop)
+
+    async def stop(self) -> None:
+        self._stopping = True
+        self._wake.set()
+        if self._task is not None:
+            with contextlib.suppress(Exception):
+                await self._task
+        self._executor.shutdown(wait=True)
+
+    def submit(self, seq: Sequence) -> None:
+        """Queues a request; refuses at once one that can never fit the KV-cache budget (BudgetTooSmall)."""
+        self.budget.check_fits(len(seq.prompt_ids) + seq.params.max_tokens)
+        with self._lock:
+            free = max(0, self.max_num_seqs - len(self._running) - len(self._waiting))
+            if len(self._waiting) >= self.max_queue + free:
+                raise QueueFull(self.max_queue)
+            self._waiting.append(seq)
+        self._publish()
+        self._wake.set()
+
+    def cancel(self, seq: Sequence) -> None:
+        """The client went away: leave the queue now, or the batch at the next step."""
+        seq.cancelled.set()
+        with self._lock:
+            try:
+                self._waiting.remove(seq)
+            except ValueError:
+                return
+        seq.end("abort")
+        self.metrics.on_finished(seq)
+        self._publish()
+        self._wake.set()
+
+    def _publish(self) -> None:
+        self.metrics.set_queue_depths(len(self._running), len(self._waiting))
+        self.metrics.set_kv_cache_usage(self.budget.usage)
+
+    # -- the generation thread --------------------------------------------------------------------
+    def _loop(self) -> None:
+        while not self._stopping:
+            self._admit()
+            if not self._running:
+                self._wake.wait(timeout=0.5)
+                self._wake.clear()
+                continue
+            try:
+                self._step()
+            except Exception as exc:  # a server fault fails the batch, the server goes on
+                log.exception("decode step failed")
+                for item in list(self._running):
+                    self._leave(item, "error", f"{type(exc).__name__}: {exc}")
+        for item in list(self._running):
+            self._leave(item, "abort")
+        with self._lock:
+            waiting, self._waiting = list(self._waiting), deque()
+        for seq in waiting:
+            seq.end("abort")
+            self.metrics.on_finished(seq)
+
+    def _admit(self) -> None:
+        """FIFO: admits from the head of the queue while a row and enough budget are free."""
+        while len(self._running) < self.max_num_seqs:
+            with self._lock:
+                if not self._waiting:
+                    return
+                seq = self._waiting[0]
+                tokens = len(seq.prompt_ids) + seq.params.max_tokens
+                if not self.budget.can_reserve(tokens):
+                    return  # the head waits for blocks; nobody overtakes it
+                self._waiting.popleft()
+                self.budget.reserve(seq.request_id, tokens)
+            self._prefill(seq)
+            self._publish()
+
+    def _prefill(self, seq: Sequence) -> None:
+        seq.scheduled = time.perf_counter()
+        self.metrics.on_scheduled(seq)
+        self.metrics.on_admitted(seq)
+        try:
+            if seq.cancelled.is_set():
+                self._finish(seq, "abort")
+                return
+            generator = self.runner.generator(seq.params.seed)
+            logits, cache = self.runner.prefill(seq.prompt_ids)
+            token = self.runner.sample(logits, seq.params, generator, seq.suppressed_token_ids())
+            previous = seq.last_token
+            seq.append(token)
+            self.metrics.on_token(seq, previous)
+            if seq.is_finished:
+                self._finish(seq, None)
+                return
+            self.kv.add(cache, len(seq.prompt_ids))
+            self._running.append(_Running(seq, generator, token))
+        except Exception as exc:
+            log.exception("prefill failed for %s", seq.request_id)
+            self._finish(seq, "error", f"{type(exc).__name__}: {exc}")
+
+    @torch.inference_mode()
+    def _step(self) -> None:
+        batch = len(self._running)
+        self.metrics.on_step(batch)
+        cache, positions, mask = self.kv.begin_step()
+        input_ids = torch.tensor([[item.next_token] for item in self._running], dtype=torch.long,
+                                 device=self.runner.device)
+        out = self.runner.model(input_ids=input_ids, attention_mask=mask, position_ids=positions,
+                                past_key_values=cache, use_cache=True)
+        self.kv.end_step()
+        logits = out.logits[:, -1]
+        leaving: list[tuple[_Running, str | None]] = []
+        for row, item in enumerate(self._running):
+            seq = item.seq
+            if seq.cancelled.is_set():
+                leaving.append((item, "abort"))
+                continue
+            token = self.runner.sample(logits[row], seq.params, item.generator, seq.suppressed_token_ids())
+            previous = seq.last_token
+            seq.append(token)
+            self.metrics.on_token(seq, previous)
+            item.next_token = token
+            if seq.is_finished:
+                leaving.append((item, None))
+        for item, reason in leaving:
+            self._leave(item, reason)
+
+    def _leave(self, item: _Running, reason: str | None, message: str = "") -> None:
+        row = self._running.index(item)
+        moved = self.kv.remove(row)
+        if moved is not None:
+            self._running[row] = self._running[moved]
+        self._running.pop()
+        self._finish(item.seq, reason, message)
+
+    def _finish(self, seq: Sequence, reason: str | None, message: str = "") -> None:
+        """Ends a sequence (``reason`` None: it finished by itself) and frees its blocks."""
+        if reason is not None and not seq.is_finished:
+            seq.end(reason, message)
+        self.budget.release(seq.request_id)
+        if seq.is_finished:
+            self.metrics.on_finished(seq)
+        self._publish()
