@@ -21,6 +21,7 @@ class ServerConfig(BaseModel):
                               description="continuous scheduler: sequences in one batch at most")
     kv_cache_tokens: int | None = Field(default=None, ge=16,
                                         description="continuous scheduler: KV-cache token budget (prompt + max_tokens "
-                                                    "reserved per admitted sequence); default max_num_seqs x 1024")
+                                                    "reserved per admitted sequence); default "
+                                                    "max(max_num_seqs x 1024, max_model_len)")
     max_model_len: int | None = Field(default=None, ge=16, description="default: the model's context length")
     log_level: str = "info"

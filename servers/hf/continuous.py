@@ -93,7 +93,9 @@ class ContinuousScheduler:
         """Queues a request; refuses at once one that can never fit the KV-cache budget (BudgetTooSmall)."""
         self.budget.check_fits(len(seq.prompt_ids) + seq.params.max_tokens)
         with self._lock:
-            free = max(0, self.max_num_seqs - len(self._running) - len(self._waiting))
+            # Queued requests take the free batch rows first; only those beyond them count against
+            # ``max_queue`` (as the naive scheduler's idle model): ``waiting - free < max_queue``.
+            free = max(0, self.max_num_seqs - len(self._running))
             if len(self._waiting) >= self.max_queue + free:
                 raise QueueFull(self.max_queue)
             self._waiting.append(seq)

@@ -144,6 +144,13 @@ class NaiveScheduler:
                 self.metrics.on_finished(seq)
 
 
+def default_kv_cache_tokens(max_num_seqs: int, max_model_len: int) -> int:
+    """``max_num_seqs`` x 1024 tokens, but never less than one full context: a request without
+    ``max_tokens`` (chat's default is the rest of the context) reserves ``max_model_len`` tokens, and a
+    default budget smaller than that would refuse every such request with a 400."""
+    return max(max_num_seqs * 1024, max_model_len)
+
+
 def make_scheduler(name: str, runner: ModelRunner, metrics: ServerMetrics, max_queue: int,
                    max_num_seqs: int = 32, kv_cache_tokens: int | None = None) -> Scheduler:
     if name == "naive":
@@ -151,5 +158,6 @@ def make_scheduler(name: str, runner: ModelRunner, metrics: ServerMetrics, max_q
     if name == "continuous":
         from servers.hf.continuous import ContinuousScheduler
 
-        return ContinuousScheduler(runner, metrics, max_queue, max_num_seqs, kv_cache_tokens or max_num_seqs * 1024)
+        return ContinuousScheduler(runner, metrics, max_queue, max_num_seqs,
+                                   kv_cache_tokens or default_kv_cache_tokens(max_num_seqs, runner.max_model_len))
     raise ValueError(f"unknown scheduler {name!r}; choose one of {SCHEDULERS}")
