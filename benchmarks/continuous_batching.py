@@ -57,7 +57,9 @@ def run_server(name: str, args: argparse.Namespace, work: Path) -> dict[str, Any
             "targets": [{"name": name, "kind": "openai-completions", "url": f"http://127.0.0.1:{port}"}],
             "prompts": {"input_tokens": args.input_tokens, "output_tokens": args.output_tokens,
                         "count": 512, "tokenizer": str(args.model)},
-            "request": {"temperature": 0.0, "ignore_eos": True},
+            # the naive server queues: at concurrency 32 the last request waits 32 generations
+            "request": {"temperature": 0.0, "ignore_eos": True, "timeout_s": 1800.0,
+                        "stall_timeout_s": 1800.0},
             "warmup": args.warmup,
             "stages": [{"name": f"c{c}", "type": "concurrency", "concurrency": c,
                         "requests": requests_for(c, args)} for c in args.concurrency],

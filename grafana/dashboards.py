@@ -180,6 +180,12 @@ BASELINE = DashboardSpec(
             PanelSpec("End-to-end latency", "s", quantiles("hf:e2e_request_latency_seconds", "")),
             PanelSpec("Queue time", "s", quantiles("hf:request_queue_time_seconds", "")),
         )),
+        ("Continuous batching (--scheduler continuous; flat with the naive scheduler)", (
+            PanelSpec("Sequences per decode step", "short", quantiles("hf:batch_size", "")),
+            PanelSpec("KV-cache budget reserved", "percentunit", (
+                Query("max(hf:kv_cache_usage_perc)", "reserved"),)),
+            PanelSpec("Admission wait", "s", quantiles("hf:admission_wait_seconds", "")),
+        )),
     ))
 
 GPU = DashboardSpec(

@@ -112,6 +112,8 @@ class ServerMetrics:
             self.request_success.labels(model_name, reason)
         self.running.labels(model_name).set(0)
         self.kv_cache_usage.labels(model_name).set(0)
+        self.batch_size.labels(model_name)  # exported (empty) with either scheduler, so dashboards find them
+        self.admission_wait.labels(model_name)
         self.waiting.labels(model_name).set(0)
         if device.startswith("cuda"):
             self.registry.register(_CudaMemoryCollector(model_name, device))
