@@ -170,18 +170,26 @@ class BatchKVCache:
         return moved
 
     # -- one decode step -----------------------------------------------------------------------------
-    def begin_step(self) -> tuple[Cache, torch.Tensor, torch.Tensor]:
-        """The cache object, ``position_ids [B, 1]`` and additive attention mask ``[B, 1, 1, kv_len]`` for a step."""
+    def begin_step(self) -> tuple[Cache, torch.Tensor, torch.Tensor | None]:
+        """The cache object, ``position_ids [B, 1]`` and additive attention mask ``[B, 1, 1, kv_len]`` for a step.
+
+        The mask is ``None`` when every row has the same length (always so for a batch of one): no
+        column is padding then, and without a mask the model takes the very attention path of the
+        naive scheduler's batch-1 decode, so a lone sequence's logits are bit-identical to it (with a
+        mask, SDPA runs a different kernel path whose fp32 results differ by ~1e-5).
+        """
         batch = self.num_rows
         self._ensure(batch, max(self.lengths) + 1)
         self.step_kv_len = max(self.lengths) + 1
         positions = torch.tensor(self.lengths, dtype=torch.long, device=self.device)
         self._positions = positions
+        cache = Cache(layers=[_StepLayer(self, layer) for layer in range(self.num_layers)])
+        if min(self.lengths) == max(self.lengths):
+            return cache, positions[:, None], None
         columns = torch.arange(self.step_kv_len, device=self.device)
         visible = columns[None, :] <= positions[:, None]  # row i sees its own tokens and the new one
         mask = torch.zeros((batch, 1, 1, self.step_kv_len), dtype=self.dtype, device=self.device)
         mask.masked_fill_(~visible[:, None, None, :], torch.finfo(self.dtype).min)
-        cache = Cache(layers=[_StepLayer(self, layer) for layer in range(self.num_layers)])
         return cache, positions[:, None], mask
 
     def write_step(self, layer: int, key_states: torch.Tensor,
