@@ -54,6 +54,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     for name in ("max_batch_size", "max_input_len", "max_seq_len", "max_num_tokens", "calib_size"):
         parser.add_argument("--" + name.replace("_", "-"), type=int, help=f"default ${ENV[name]}")
     parser.add_argument("--calib-dataset", help="default $CALIB_DATASET or cnn_dailymail (downloaded by ModelOpt)")
+    parser.add_argument("--tokenizer-dir", type=Path,
+                        help="tokenizer for pre/postprocessing (default $TOKENIZER_DIR or --model-dir)")
     parser.add_argument("--kv-cache-free-gpu-mem-fraction", type=float,
                         help="Triton: share of free GPU memory for the KV cache (default "
                              "$KV_CACHE_FREE_GPU_MEM_FRACTION or 0.9)")
@@ -167,15 +169,17 @@ def main(argv: list[str] | None = None) -> int:
     plan = make_plan(settings, choice, engine_key(settings, choice, fingerprint, gpu_name, trtllm_version()))
     repo_dir = args.repository or settings.engines_dir / "repository"
     fraction = args.kv_cache_free_gpu_mem_fraction or float(environ.get("KV_CACHE_FREE_GPU_MEM_FRACTION") or 0.9)
+    tokenizer_dir = args.tokenizer_dir or Path(environ.get("TOKENIZER_DIR") or settings.model_dir)
     repo_settings = repository.RepositorySettings(
-        engine_dir=plan.engine_dir, tokenizer_dir=settings.model_dir, max_batch_size=settings.max_batch_size,
+        engine_dir=plan.engine_dir, tokenizer_dir=tokenizer_dir, max_batch_size=settings.max_batch_size,
         kv_cache_free_gpu_mem_fraction=fraction)
     if args.dry_run:
         print("would run:")
         for line in plan.shell():
             print(f"  {line}")
         print(f"would write: {plan.engine_root / MANIFEST} and {settings.engines_dir / MANIFEST}")
-        print(f"would render the Triton model repository: {repo_dir} ({', '.join(repository.MODELS)})")
+        print(f"would render the Triton model repository: {repo_dir} ({', '.join(repository.MODELS)}; tokenizer "
+              f"{tokenizer_dir}, max_batch_size {settings.max_batch_size}, kv_cache_free_gpu_mem_fraction {fraction})")
         return 0
 
     previous = None if args.force else existing_manifest(plan)

@@ -25,7 +25,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def dry_run(capability: str, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    environ = {k: v for k, v in os.environ.items() if k not in ("PRECISION", "MAX_BATCH_SIZE", "MAX_SEQ_LEN")}
+    settings = ("PRECISION", "MAX_BATCH_SIZE", "MAX_SEQ_LEN", "TOKENIZER_DIR", "KV_CACHE_FREE_GPU_MEM_FRACTION")
+    environ = {k: v for k, v in os.environ.items() if k not in settings}
     environ.update(env or {})
     return subprocess.run([sys.executable, "-m", "engines.trtllm.build", "--dry-run", "--compute-capability",
                            capability, "--engines-dir", "/engines", *args],
@@ -87,6 +88,13 @@ def test_limits_and_precision_come_from_the_environment_flags_win() -> None:
     _, build = commands(result.stdout)
     assert (flag(build, "--max_batch_size"), flag(build, "--max_seq_len"), flag(build, "--max_num_tokens")) \
         == ("64", "8192", "4096")
+
+
+def test_repository_settings_come_from_the_environment() -> None:
+    result = dry_run("9.0", env={"MAX_BATCH_SIZE": "64", "TOKENIZER_DIR": "/models/tok",
+                                 "KV_CACHE_FREE_GPU_MEM_FRACTION": "0.8"})
+    line = next(line for line in result.stdout.splitlines() if line.startswith("would render"))
+    assert "tokenizer /models/tok, max_batch_size 64, kv_cache_free_gpu_mem_fraction 0.8" in line
 
 
 def test_fp8_on_an_a100_falls_back_to_bf16_and_says_so() -> None:
