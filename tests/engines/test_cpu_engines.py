@@ -176,4 +176,9 @@ def test_recorded_streams_still_match_the_live_engines(stack: StackState, fixtur
         assert response.status_code == meta["status"]
         assert response.headers.get("content-type", "") == meta["content_type"]
     live = expect_triton(raw) if meta["engine"] == "triton" else expect_openai(raw, chat="chat" in fixture)
-    assert live == meta["expected"]
+    expected = dict(meta["expected"])
+    if meta["engine"] == "vllm":
+        # vLLM's chunking depends on timing: the role-only chunk or the usage chunk sometimes travels with a
+        # token (27 or 26 events for the same 24 tokens were both seen); the text and counts must not move.
+        assert abs(live.pop("events") - expected.pop("events")) <= 1
+    assert live == expected
