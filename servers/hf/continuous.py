@@ -59,9 +59,10 @@ class ContinuousScheduler:
         head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
         kv_heads = getattr(config, "num_key_value_heads", None) or config.num_attention_heads
         self.kv = BatchKVCache(config.num_hidden_layers, kv_heads, head_dim, runner.model.dtype, runner.device,
-                               max_len=runner.max_model_len, rows=min(4, max_num_seqs))
+                               max_len=runner.max_model_len, rows=min(4, max_num_seqs), max_rows=max_num_seqs)
         self._lock = threading.Lock()  # guards _waiting between the event loop and the generation thread
         self._waiting: deque[Sequence] = deque()
+        self._head_blocked_since: dict[str, float] = {}  # request id → when it first stood refused at the head
         self._running: list[_Running] = []
         self._wake = threading.Event()
         self._stopping = False
@@ -110,6 +111,7 @@ class ContinuousScheduler:
                 self._waiting.remove(seq)
             except ValueError:
                 return
+            self._head_blocked_since.pop(seq.request_id, None)
         seq.end("abort")
         self.metrics.on_finished(seq)
         self._publish()
@@ -122,44 +124,58 @@ class ContinuousScheduler:
     # -- the generation thread --------------------------------------------------------------------
     def _loop(self) -> None:
         while not self._stopping:
-            self._admit()
-            if not self._running:
-                self._wake.wait(timeout=0.5)
-                self._wake.clear()
-                continue
             try:
+                self._admit()
+                if not self._running:
+                    self._wake.wait(timeout=0.5)
+                    self._wake.clear()
+                    continue
                 self._step()
-            except Exception as exc:  # a server fault fails the batch, the server goes on
-                log.exception("decode step failed")
-                for item in list(self._running):
-                    self._leave(item, "error", f"{type(exc).__name__}: {exc}")
-        for item in list(self._running):
-            self._leave(item, "abort")
+            except Exception as exc:  # a server fault fails the batch; the thread and the server go on
+                log.exception("continuous scheduler step failed")
+                self._fail_batch(f"{type(exc).__name__}: {exc}")
+        self._fail_batch(None)
         with self._lock:
             waiting, self._waiting = list(self._waiting), deque()
         for seq in waiting:
             seq.end("abort")
             self.metrics.on_finished(seq)
 
+    def _fail_batch(self, message: str | None) -> None:
+        """Ends every running sequence (``error`` with ``message``, or ``abort`` on shutdown) and starts an
+        empty cache, without relying on the state that may have just failed."""
+        running, self._running = self._running, []
+        self.kv.lengths = []
+        for item in running:
+            self._finish(item.seq, "abort" if message is None else "error", message or "")
+
     def _admit(self) -> None:
-        """FIFO: admits from the head of the queue while a row and enough budget are free."""
-        while len(self._running) < self.max_num_seqs:
+        """FIFO: admits from the head of the queue while a row and enough budget are free.
+
+        ``hf:admission_wait_seconds`` is how long a request stood at the head of the queue, refused for
+        want of a row or KV-cache blocks (0 when admitted as soon as it was first in line); the time
+        spent behind other requests is in ``hf:request_queue_time_seconds``.
+        """
+        while True:
             with self._lock:
                 if not self._waiting:
                     return
                 seq = self._waiting[0]
                 tokens = len(seq.prompt_ids) + seq.params.max_tokens
-                if not self.budget.can_reserve(tokens):
-                    return  # the head waits for blocks; nobody overtakes it
+                if len(self._running) >= self.max_num_seqs or not self.budget.can_reserve(tokens):
+                    if seq.request_id not in self._head_blocked_since:
+                        self._head_blocked_since[seq.request_id] = time.perf_counter()
+                    return  # the head waits for a row or blocks; nobody overtakes it
                 self._waiting.popleft()
                 self.budget.reserve(seq.request_id, tokens)
-            self._prefill(seq)
+                blocked_since = self._head_blocked_since.pop(seq.request_id, None)
+            self._prefill(seq, blocked_since)
             self._publish()
 
-    def _prefill(self, seq: Sequence) -> None:
+    def _prefill(self, seq: Sequence, blocked_since: float | None = None) -> None:
         seq.scheduled = time.perf_counter()
         self.metrics.on_scheduled(seq)
-        self.metrics.on_admitted(seq)
+        self.metrics.on_admitted(0.0 if blocked_since is None else seq.scheduled - blocked_since)
         try:
             if seq.cancelled.is_set():
                 self._finish(seq, "abort")

@@ -106,9 +106,10 @@ class _StepLayer(CacheLayerMixin):
 
 class BatchKVCache:
     def __init__(self, num_layers: int, kv_heads: int, head_dim: int, dtype: torch.dtype, device: torch.device,
-                 max_len: int, rows: int = 4, capacity: int = 256) -> None:
+                 max_len: int, rows: int = 4, capacity: int = 256, max_rows: int | None = None) -> None:
         self.num_layers, self.kv_heads, self.head_dim = num_layers, kv_heads, head_dim
         self.dtype, self.device, self.max_len = dtype, device, max_len
+        self.max_rows = max_rows or 1 << 30
         self.lengths: list[int] = []  # tokens cached per row; len(lengths) = rows in use
         self._alloc(rows, min(capacity, max_len))
         self.step_kv_len = 0
@@ -133,7 +134,7 @@ class BatchKVCache:
             return
         new_rows, new_cap = self.rows, self.capacity
         while new_rows < rows:
-            new_rows *= 2
+            new_rows = min(new_rows * 2, max(self.max_rows, rows))
         while new_cap < tokens:
             new_cap = min(new_cap * 2, self.max_len)
         self._alloc(new_rows, new_cap)

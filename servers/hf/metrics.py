@@ -32,6 +32,7 @@ ITL_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0
 REQUEST_BUCKETS = (0.01, 0.05, 0.1, 0.3, 0.5, 0.8, 1.0, 1.5, 2.0, 2.5, 5.0, 10.0, 15.0, 20.0, 30.0, 40.0,
                    50.0, 60.0, 120.0, 240.0, 480.0, 960.0, 1920.0)
 
+ADMISSION_BUCKETS = (0.0, 0.001, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 12, 16, 24, 32, 48, 64, 128, 256)
 OUTCOMES = ("ok", "cancelled", "error", "rejected", "invalid")
 
@@ -86,8 +87,8 @@ class ServerMetrics:
         self.batch_size = histogram("batch_size", "Sequences in one decode step (continuous scheduler)",
                                     BATCH_BUCKETS)
         self.admission_wait = histogram("admission_wait_seconds",
-                                        "Request arrival to admission into the running batch (continuous "
-                                        "scheduler: waits for a free row and KV-cache blocks)", REQUEST_BUCKETS)
+                                        "Time a request stood first in line, refused for want of a batch row or "
+                                        "KV-cache blocks, before admission (continuous scheduler)", ADMISSION_BUCKETS)
         self.kv_cache_usage = Gauge(PREFIX + "kv_cache_usage_perc",
                                     "Share of the KV-cache token budget reserved by admitted sequences, 0-1 "
                                     "(continuous scheduler)", labels, registry=self.registry)
@@ -129,9 +130,8 @@ class ServerMetrics:
     def set_kv_cache_usage(self, usage: float) -> None:
         self.kv_cache_usage.labels(self.model_name).set(usage)
 
-    def on_admitted(self, seq: Sequence) -> None:
-        assert seq.scheduled is not None
-        self.admission_wait.labels(self.model_name).observe(seq.scheduled - seq.arrival)
+    def on_admitted(self, blocked_s: float) -> None:
+        self.admission_wait.labels(self.model_name).observe(blocked_s)
 
     def on_scheduled(self, seq: Sequence) -> None:
         assert seq.scheduled is not None

@@ -148,6 +148,9 @@ def test_budget_exhaustion_queues_instead_of_failing(runner: ModelRunner,
 
     asyncio.run(scenario())
     assert (1, 1, 1.0) in seen_waiting  # first running with the whole budget, second queued
+    # admission wait: the second stood first in line, refused for blocks, until the first finished
+    waits = metric_histogram(metrics, "hf:admission_wait_seconds")
+    assert waits["count"] == 2 and waits["sum"] > 0
     assert [first.output_ids, second.output_ids] == naive_outputs[:2]
     assert second.scheduled is not None and first.finished is not None and second.scheduled >= first.finished
     with pytest.raises(BudgetTooSmall):
@@ -182,3 +185,39 @@ def test_the_http_server_batches_streams_and_refuses_what_can_never_fit(
     too_big = client.post("/v1/completions", json={"model": "smollm2", "prompt": "hello", "max_tokens": 600})
     assert too_big.status_code == 400
     assert "KV-cache budget is 512 tokens" in too_big.json()["error"]["message"]
+
+
+def test_a_failing_step_fails_that_batch_and_the_scheduler_goes_on(runner: ModelRunner,
+                                                                  naive_outputs: list[list[int]]) -> None:
+    scheduler = continuous(runner)
+    real_begin = scheduler.kv.begin_step
+    calls = {"n": 0}
+
+    def failing_once() -> object:
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise RuntimeError("injected fault in a decode step")
+        return real_begin()
+
+    scheduler.kv.begin_step = failing_once  # type: ignore[method-assign]
+    first = [make_seq(runner, i, p, n) for i, (p, n, _) in enumerate(REQUESTS[:2])]
+    events: list[object] = []
+    first[0].emit = events.append
+    after = make_seq(runner, 0, REQUESTS[0][0], REQUESTS[0][1])
+
+    async def scenario() -> None:
+        await scheduler.start()
+        for seq in first:
+            scheduler.submit(seq)
+        while not all(s.is_finished for s in first):
+            await asyncio.sleep(0.01)
+        scheduler.submit(after)
+        while not after.is_finished:
+            await asyncio.sleep(0.01)
+        await scheduler.stop()
+
+    asyncio.run(scenario())
+    assert [s.finish_reason for s in first] == ["error", "error"]
+    assert "injected fault" in getattr(events[-1], "message", "")
+    assert after.finish_reason == "length" and after.output_ids == naive_outputs[0]
+    assert scheduler.budget.used_blocks == 0
