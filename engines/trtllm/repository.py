@@ -189,6 +189,16 @@ def render_configs(s: RepositorySettings) -> dict[str, str]:
     """config.pbtxt text per model."""
     cpu = lambda n: f"instance_group [ {{ count: {n}, kind: KIND_CPU }} ]\n"  # noqa: E731
     tokenizer = {"tokenizer_dir": str(s.tokenizer_dir)}
+
+    def tokenizer_model(name: str, what: str, inputs: tuple[T, ...], outputs: tuple[T, ...],
+                        params: dict[str, str]) -> str:
+        """preprocessing / postprocessing: a batched python model reading the tokenizer."""
+        return (f"# {what} (engines/trtllm/models/{name}.py).\n"
+                + _header(name, 'backend: "python"', s, decoupled=None)
+                + "dynamic_batching { max_queue_delay_microseconds: 0 }\n"
+                + _tensors("input", inputs) + _tensors("output", outputs) + cpu(s.tokenizer_instances)
+                + _parameters({**tokenizer, **params}))
+
     steps = ""
     for model, inputs, outputs in ENSEMBLE_STEPS:
         steps += f'  step {{\n    model_name: "{model}"\n    model_version: -1\n'
@@ -216,18 +226,12 @@ def render_configs(s: RepositorySettings) -> dict[str, str]:
                 "guided_decoding_backend": "",
                 "xgrammar_tokenizer_info_path": "",
             })),
-        "preprocessing": (
-            "# Text → token ids, stop/bad word lists (engines/trtllm/models/preprocessing.py).\n"
-            + _header("preprocessing", 'backend: "python"', s, decoupled=None)
-            + "dynamic_batching { max_queue_delay_microseconds: 0 }\n"
-            + _tensors("input", PRE_INPUTS) + _tensors("output", PRE_OUTPUTS) + cpu(s.tokenizer_instances)
-            + _parameters({**tokenizer, "add_special_tokens": "true"})),
-        "postprocessing": (
-            "# Token ids → text, one streamed response at a time (engines/trtllm/models/postprocessing.py).\n"
-            + _header("postprocessing", 'backend: "python"', s, decoupled=None)
-            + "dynamic_batching { max_queue_delay_microseconds: 0 }\n"
-            + _tensors("input", POST_INPUTS) + _tensors("output", POST_OUTPUTS) + cpu(s.tokenizer_instances)
-            + _parameters({**tokenizer, "skip_special_tokens": "true"})),
+        "preprocessing": tokenizer_model(
+            "preprocessing", "Text → token ids, stop/bad word lists", PRE_INPUTS, PRE_OUTPUTS,
+            {"add_special_tokens": "true"}),
+        "postprocessing": tokenizer_model(
+            "postprocessing", "Token ids → text, one streamed response at a time", POST_INPUTS, POST_OUTPUTS,
+            {"skip_special_tokens": "true"}),
         "ensemble": (
             "# Text in, text out: preprocessing → tensorrt_llm → postprocessing; streams when `stream` is true.\n"
             + _header("ensemble", 'platform: "ensemble"', s, decoupled=None)

@@ -111,6 +111,8 @@ class BatchKVCache:
         self.dtype, self.device, self.max_len = dtype, device, max_len
         self.max_rows = max_rows or 1 << 30
         self.lengths: list[int] = []  # tokens cached per row; len(lengths) = rows in use
+        self.keys: list[torch.Tensor] = []
+        self.values: list[torch.Tensor] = []
         self._alloc(rows, min(capacity, max_len))
         self.step_kv_len = 0
         self._positions: torch.Tensor | None = None
@@ -119,7 +121,7 @@ class BatchKVCache:
         shape = (rows, self.kv_heads, capacity, self.head_dim)
         new_k = [torch.zeros(shape, dtype=self.dtype, device=self.device) for _ in range(self.num_layers)]
         new_v = [torch.zeros(shape, dtype=self.dtype, device=self.device) for _ in range(self.num_layers)]
-        if hasattr(self, "keys"):
+        if self.lengths:  # growing: keep the rows in use
             used, old_cap = len(self.lengths), self.capacity
             for layer in range(self.num_layers):
                 new_k[layer][:used, :, :old_cap] = self.keys[layer][:used]
@@ -142,9 +144,6 @@ class BatchKVCache:
     @property
     def num_rows(self) -> int:
         return len(self.lengths)
-
-    def tokens_allocated(self) -> int:
-        return self.rows * self.capacity
 
     def add(self, prefill: DynamicCache, length: int) -> int:
         """Copies a sequence's prefill cache (batch 1) into a new row; returns the row."""

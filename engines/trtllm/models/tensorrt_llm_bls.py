@@ -4,7 +4,9 @@ Written for the rig. Business-logic scripting: for each request it calls ``prepr
 (text → ids), then streams from ``tensorrt_llm`` (decoupled) and detokenizes incrementally —
 a window of already-released tokens is decoded again with the new ones, and text is released
 only once it no longer ends in an incomplete character — so streamed text concatenates to
-exactly the full decode, which a stateless ``postprocessing`` cannot promise.
+exactly the full decode, which a stateless ``postprocessing`` cannot promise. (The same idea as
+``servers.hf.sequence.IncrementalDetokenizer``, written again on purpose: the Triton container
+serves only the rendered repository, so these models cannot import the rig's packages.)
 
 One response per engine response that carries tokens (usually one token), then a flag-only
 final response, as TensorRT-LLM's own BLS does. Each request is served by its own thread:
