@@ -13,19 +13,35 @@ the reference target's first measured ok record for the same prompt (``prompt_id
   and at the first divergence the count may differ from the generated ids by a token;
 - shared-prefix ratio: ``k / len(reference output)`` in the same units (1.0 when both are empty).
 
-Per target: ``{"reference", "compared", "exact", "exact_rate", "shared_prefix_tokens"
-{mean, min}, "shared_prefix_ratio_mean", "unit"}``. Records need their ``output_text``
+Per target: an ``Agreement`` (summary.json's ``agreement``). Records need their ``output_text``
 (the profile's ``agreement`` section asks the clients to keep it).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Literal
+
+from pydantic import BaseModel
 
 from loadgen.record import RequestRecord
 
 Tokenize = Callable[[str], list[int]]
+
+
+class SharedPrefix(BaseModel):
+    mean: float
+    min: int
+
+
+class Agreement(BaseModel):
+    reference: str
+    compared: int
+    exact: int
+    exact_rate: float
+    shared_prefix_tokens: SharedPrefix
+    shared_prefix_ratio_mean: float
+    unit: Literal["tokens", "characters"]
 
 
 def shared_prefix(a: Sequence[Any], b: Sequence[Any]) -> int:
@@ -46,7 +62,7 @@ def compare(reference: str, other: str, tokenize: Tokenize | None) -> tuple[bool
 
 
 def agreement(records: Sequence[RequestRecord], reference: str, target: str,
-              tokenize: Tokenize | None = None) -> dict[str, Any] | None:
+              tokenize: Tokenize | None = None) -> Agreement | None:
     """Agreement of ``target``'s outputs with ``reference``'s (see the module docstring); None
     when nothing can be paired."""
     ref_text: dict[str, str] = {}
@@ -61,12 +77,9 @@ def agreement(records: Sequence[RequestRecord], reference: str, target: str,
     results = [compare(a, b, tokenize) for a, b in pairs]
     exact = sum(1 for e, _, _ in results if e)
     prefixes = [k for _, k, _ in results]
-    return {
-        "reference": reference,
-        "compared": len(results),
-        "exact": exact,
-        "exact_rate": round(exact / len(results), 4),
-        "shared_prefix_tokens": {"mean": round(sum(prefixes) / len(prefixes), 3), "min": min(prefixes)},
-        "shared_prefix_ratio_mean": round(sum(r for _, _, r in results) / len(results), 4),
-        "unit": "tokens" if tokenize else "characters",
-    }
+    return Agreement(
+        reference=reference, compared=len(results), exact=exact, exact_rate=round(exact / len(results), 4),
+        shared_prefix_tokens=SharedPrefix(mean=round(sum(prefixes) / len(prefixes), 3), min=min(prefixes)),
+        shared_prefix_ratio_mean=round(sum(r for _, _, r in results) / len(results), 4),
+        unit="tokens" if tokenize else "characters",
+    )

@@ -3,40 +3,23 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
-import contextlib
-import json
-import os
-import platform
-import signal
-import socket
 import sys
-import time
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
-from loadgen import __version__, report
-from loadgen.clients import ClientOptions, RequestSpec, make_client
-from loadgen.config import CLIENT_KINDS, Profile, SLOConfig, TargetConfig, load_profile, parse_assignment
+from loadgen import api
+from loadgen.config import DELETE, SLOConfig, TargetConfig, load_profile, parse_assignment
 from loadgen.engine_manifest import EngineManifestError, describe, load_engine_manifests
-from loadgen.exporter import LiveMetrics
-from loadgen.prompts import COMMON_WORDS, LocalTokenizer, PromptError, dataset_hash, server_counter, sharegpt, synthetic
 from loadgen.record import RequestRecord
-from loadgen.runner import LoopLagMonitor, TargetRunner
-from loadgen.sinks import summary as summary_sink
-from loadgen.sinks.jsonl import LOOP_LAG_FILE, RECORDS_FILE, JsonlSink, read_records
+from loadgen.registry import ARRIVALS, CLIENTS, UnknownPluginError
+from loadgen.render.table import print_summary
 
-MANIFEST_FILE = "manifest.json"
 EXIT_INTERRUPTED = 130
 console = Console(stderr=True)
-
-
-REPORT_FILE = "report.html"
 
 
 # -- arguments -------------------------------------------------------------------------------
@@ -45,12 +28,12 @@ def _run_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("run", help="run a load profile against one or more targets")
     p.add_argument("profile", nargs="?", type=Path, help="YAML profile (see loadgen/profiles/)")
     p.add_argument("--target", action="append", default=[], metavar="NAME=KIND@URL",
-                   help=f"a server to load; KIND is one of {', '.join(CLIENT_KINDS)} (repeatable)")
+                   help=f"a server to load; KIND is one of {', '.join(CLIENTS.names())} (repeatable)")
     p.add_argument("--model", help="served model name")
     load = p.add_mutually_exclusive_group()
     load.add_argument("--concurrency", type=int, help="closed loop: N requests always in flight")
     load.add_argument("--rate", type=float, help="open loop: R requests per second")
-    p.add_argument("--arrival", choices=["poisson", "constant", "gamma"])
+    p.add_argument("--arrival", choices=ARRIVALS.names())
     p.add_argument("--burstiness", type=float, help="gamma shape (1 = Poisson, < 1 burstier)")
     p.add_argument("--requests", type=int, help="requests per stage")
     p.add_argument("--duration", type=float, help="seconds of issuing per stage")
@@ -97,7 +80,8 @@ def overrides_from_args(args: argparse.Namespace) -> list[tuple[str, Any]]:
             value = getattr(args, flag)
             o.append((key, str(value) if isinstance(value, Path) else value))
     if args.dataset is not None:
-        o += [("prompts.source", "sharegpt"), ("prompts.dataset", str(args.dataset))]
+        # A dataset replaces synthetic prompts: their length no longer applies.
+        o += [("prompts.source", "sharegpt"), ("prompts.dataset", str(args.dataset)), ("prompts.input_tokens", DELETE)]
     if args.slo:
         o += [(f"slo.{k}", v) for k, v in SLOConfig.parse(args.slo).items()]
     if getattr(args, "metrics_port", None) is not None:
@@ -110,181 +94,50 @@ def overrides_from_args(args: argparse.Namespace) -> list[tuple[str, Any]]:
 
 # -- run -------------------------------------------------------------------------------------
 
-def build_prompts(profile: Profile) -> tuple[list[RequestSpec], Any]:
-    """Prompt specs, and the client-side token counter (None without a local tokenizer)."""
-    pc = profile.prompts
-    tokenizer = LocalTokenizer(pc.tokenizer) if pc.tokenizer else None
-    counter = tokenizer.count if tokenizer else None
-    if pc.source == "sharegpt":
-        assert pc.dataset is not None
-        return sharegpt(pc.dataset, pc.count, pc.output_tokens, profile.seed, counter), counter
-    if tokenizer is not None:
-        words = tokenizer.single_token_words()
-        return synthetic(pc.count, pc.input_tokens, pc.output_tokens, profile.seed, tokenizer.count, words), counter
-    openai = [t for t in profile.targets if t.kind.startswith("openai")]
-    if not openai:
-        raise PromptError("exact prompt lengths need a tokenizer: give --tokenizer DIR (a folder with "
-                          "tokenizer.json), or a target with /tokenize (vLLM, the baseline)")
-    remote = server_counter(openai[0].url, profile.model_for(openai[0]))
-    return synthetic(pc.count, pc.input_tokens, pc.output_tokens, profile.seed, remote, COMMON_WORDS), None
+class _ProgressBar:
+    """The run's progress on stderr: one bar per target, advanced by measured records."""
 
+    def __init__(self) -> None:
+        self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                 TimeElapsedColumn(), console=console, refresh_per_second=4, transient=False)
+        self.task: TaskID | None = None
 
-def _versions() -> dict[str, str]:
-    versions = {"loadgen": __version__, "python": platform.python_version()}
-    for dist in ("uvloop", "orjson", "pydantic", "tokenizers", "tritonclient"):
-        with contextlib.suppress(metadata.PackageNotFoundError):
-            versions[dist] = metadata.version(dist)
-    return versions
+    def on_target(self, name: str, total: int | None) -> None:
+        self.task = self.progress.add_task(name, total=total)
 
-
-def manifest(profile: Profile, specs: list[RequestSpec], argv: list[str],
-             engine_builds: list[dict[str, Any]] | None = None) -> dict[str, Any]:
-    return {
-        "versions": _versions(),
-        "profile": profile.model_dump(mode="json"),
-        "targets": [t.model_dump(mode="json") for t in profile.targets],
-        "seed": profile.seed,
-        "dataset_hash": dataset_hash(specs),
-        "prompts": len(specs),
-        "host": {"hostname": socket.gethostname(), "platform": platform.platform(), "cpus": os.cpu_count()},
-        "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "command": argv,
-        # Time bases: records hold perf_counter_ns of this process; these map them to wall time.
-        "clock": {"perf_counter_ns": time.perf_counter_ns(), "unix_ns": time.time_ns()},
-        "engine_builds": engine_builds or [],
-    }
-
-
-async def _run_targets(profile: Profile, specs: list[RequestSpec], counter: Any, sink: JsonlSink,
-                       progress: Progress | None,
-                       live: LiveMetrics | None = None) -> tuple[list[RequestRecord], LoopLagMonitor, bool]:
-    records: list[RequestRecord] = []
-    monitor = LoopLagMonitor(listener=live.loop_lag_sample if live else None)
-    monitor.start()
-    interrupted = False
-    loop = asyncio.get_running_loop()
-    stages = profile.resolved_stages()
-    for target in profile.targets:
-        options = ClientOptions(model=profile.model_for(target), timeout_s=profile.request.timeout_s,
-                                stall_timeout_s=profile.request.stall_timeout_s,
-                                temperature=profile.request.temperature, ignore_eos=profile.request.ignore_eos,
-                                extra_body=profile.request.extra_body,
-                                keep_text=counter is not None or profile.agreement is not None)
-        client = make_client(target.kind, target.url, options)
-        task_id = None
-        if progress is not None:
-            total = sum(s.requests or 0 for s in stages) if all(s.requests for s in stages) else None
-            task_id = progress.add_task(target.name, total=total)
-
-        def on_record(record: RequestRecord, task_id: Any = task_id) -> None:
-            records.append(record)
-            if progress is not None and not record.warmup:
-                progress.advance(task_id)
-
-        sinks: list[Any] = [sink, on_record] + ([live] if live else [])
-        on_issue = (lambda stage, t=target.name, k=target.kind: live.issued(t, k, stage)) if live else None
-        runner = TargetRunner(target.name, client, specs, sinks, seed=profile.seed, on_issue=on_issue,
-                              max_in_flight=profile.max_in_flight, drain_timeout_s=profile.drain_timeout_s,
-                              client_counter=counter, keep_output_text=profile.agreement is not None)
-        loop.add_signal_handler(signal.SIGINT, runner.request_stop)
-        loop.add_signal_handler(signal.SIGTERM, runner.request_stop)
-        await client.start(profile.max_connections())
-        try:
-            await runner.run(stages, profile.warmup)
-        finally:
-            await client.close()
-            loop.remove_signal_handler(signal.SIGINT)
-            loop.remove_signal_handler(signal.SIGTERM)
-        if runner.stopped:
-            interrupted = True
-            break
-    await monitor.stop()
-    return records, monitor, interrupted
-
-
-def _new_event_loop() -> asyncio.AbstractEventLoop:
-    try:
-        import uvloop
-
-        return uvloop.new_event_loop()
-    except ImportError:
-        return asyncio.new_event_loop()
-
-
-def start_exporter(profile: Profile) -> LiveMetrics:
-    """Serve live metrics; the default port, when taken, falls back to a free one (an explicit port does not)."""
-    live = LiveMetrics(profile.name)
-    cfg = profile.metrics
-    try:
-        port = live.serve(cfg.host, cfg.port)
-    except OSError:
-        if "port" in cfg.model_fields_set:
-            raise
-        port = live.serve(cfg.host, 0)
-        console.print(f"[yellow]warning:[/yellow] port {cfg.port} is taken; live metrics on port {port} instead")
-    console.print(f"live metrics: http://{cfg.host}:{port}/metrics")
-    return live
+    def on_record(self, record: RequestRecord) -> None:
+        if self.task is not None and not record.warmup:
+            self.progress.advance(self.task)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     try:
         profile = load_profile(args.profile, overrides_from_args(args))
-        specs, counter = build_prompts(profile)
         engine_builds = load_engine_manifests(args.engine_manifest)
-    except (ValidationError, ValueError, PromptError, OSError, EngineManifestError) as exc:
+    except (ValidationError, ValueError, OSError, EngineManifestError) as exc:
         console.print(f"[red]error:[/red] {exc}")
         return 2
-    out = profile.out or Path("results") / time.strftime("%Y%m%d-%H%M%S")
-    out.mkdir(parents=True, exist_ok=True)
-    if (out / RECORDS_FILE).exists():
-        console.print(f"[red]error:[/red] {out / RECORDS_FILE} exists; choose another --out")
-        return 2
-    live = None
-    if profile.metrics.enabled:
-        try:
-            live = start_exporter(profile)
-        except OSError as exc:
-            console.print(f"[red]error:[/red] cannot serve live metrics on {profile.metrics.host}:"
-                          f"{profile.metrics.port} ({exc}); use --metrics-port 0 for any free port, or --no-metrics")
-            return 2
-    info = manifest(profile, specs, sys.argv, engine_builds)
     for line in describe(engine_builds):
         console.print(f"engine build: {line}")
-    (out / MANIFEST_FILE).write_text(json.dumps(info, indent=2) + "\n")
-    sink = JsonlSink(out / RECORDS_FILE)
-    progress = None if args.no_progress else Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-        console=console, refresh_per_second=4, transient=False)
-    loop = _new_event_loop()
+    bar = None if args.no_progress else _ProgressBar()
+    hooks = api.Hooks(notify=console.print)
+    if bar is not None:
+        hooks.on_target, hooks.on_record = bar.on_target, bar.on_record
+        bar.progress.start()
     try:
-        if progress is not None:
-            progress.start()
-        records, monitor, interrupted = loop.run_until_complete(
-            _run_targets(profile, specs, counter, sink, progress, live))
-        if live is not None and profile.metrics.linger_s:
-            time.sleep(profile.metrics.linger_s)  # a last scrape sees the final counts
+        result = api.run(profile, argv=sys.argv, engine_builds=engine_builds, hooks=hooks)
+    except (api.RunSetupError, UnknownPluginError) as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        return 2
     finally:
-        if progress is not None:
-            progress.stop()
-        sink.close()
-        loop.close()
-        if live is not None:
-            live.close()
-    with (out / LOOP_LAG_FILE).open("w") as f:
-        for t, lag in monitor.samples:
-            f.write(f"[{t},{lag}]\n")
-    summary = summary_sink.build_summary(
-        records, monitor.samples, info, profile.slo.model_dump(),
-        agreement_reference=profile.agreement.reference if profile.agreement else None,
-        tokenize=LocalTokenizer(profile.prompts.tokenizer).encode if profile.prompts.tokenizer else None)
-    summary_sink.write_json(summary, out / "summary.json")
-    summary_sink.write_csv(summary, out / "summary.csv")
-    summary_sink.write_text(summary, out / "report.txt")
-    report.write(records, summary, monitor.samples, out / REPORT_FILE)
-    summary_sink.print_table(summary, Console())
-    console.print(f"report: {out / REPORT_FILE}")
-    console.print(f"records: {out / RECORDS_FILE} ({sink.written}); summary: {out / 'summary.json'}")
-    if interrupted:
+        if bar is not None:
+            bar.progress.stop()
+    assert result.out is not None
+    print_summary(result.summary, Console())
+    console.print(f"report: {result.out / api.REPORT_FILE}")
+    console.print(f"records: {result.out / 'records.jsonl'} ({len(result.records)}); summary: "
+                  f"{result.out / api.SUMMARY_FILE}")
+    if result.interrupted:
         console.print("[red]interrupted: issuing stopped early; the records and summary hold what finished "
                       "(in-flight requests past the grace period are recorded as cancelled)[/red]")
         return EXIT_INTERRUPTED
@@ -294,32 +147,15 @@ def cmd_run(args: argparse.Namespace) -> int:
 # -- report ----------------------------------------------------------------------------------
 
 def cmd_report(args: argparse.Namespace) -> int:
-    out: Path = args.dir
-    if not (out / RECORDS_FILE).exists():
-        console.print(f"[red]error:[/red] no {RECORDS_FILE} in {out}")
+    """Validate a saved run (every file, naming the field that is wrong), then render it again."""
+    try:
+        result = api.load_run(args.dir, rebuild=True)
+    except api.RunFormatError as exc:
+        console.print(f"[red]error:[/red] {exc}")
         return 2
-    records = list(read_records(out / RECORDS_FILE))
-    info = json.loads((out / MANIFEST_FILE).read_text()) if (out / MANIFEST_FILE).exists() else {}
-    lags: list[tuple[int, int]] = []
-    if (out / LOOP_LAG_FILE).exists():
-        lags = [tuple(json.loads(line)) for line in (out / LOOP_LAG_FILE).read_text().splitlines() if line]
-    saved = info.get("profile") or {}
-    slo = saved.get("slo") or {}
-    reference = (saved.get("agreement") or {}).get("reference")
-    tokenizer_dir = (saved.get("prompts") or {}).get("tokenizer")
-    tokenize = None
-    if reference and tokenizer_dir:
-        try:
-            tokenize = LocalTokenizer(Path(tokenizer_dir)).encode
-        except PromptError:
-            console.print(f"[yellow]warning:[/yellow] tokenizer {tokenizer_dir} not found: agreement in characters")
-    summary = summary_sink.build_summary(records, lags, info, slo, agreement_reference=reference, tokenize=tokenize)
-    summary_sink.write_json(summary, out / "summary.json")
-    summary_sink.write_csv(summary, out / "summary.csv")
-    summary_sink.write_text(summary, out / "report.txt")
-    report.write(records, summary, lags, out / REPORT_FILE)
-    summary_sink.print_table(summary, Console())
-    console.print(f"report: {out / REPORT_FILE}")
+    api.write_outputs(result)
+    print_summary(result.summary, Console())
+    console.print(f"report: {args.dir / api.REPORT_FILE}")
     return 0
 
 

@@ -11,109 +11,82 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BeforeValidator, Field, field_validator, model_validator
 
-ClientKind = Literal["openai-chat", "openai-completions", "triton-generate", "triton-grpc"]
-CLIENT_KINDS: tuple[str, ...] = ("openai-chat", "openai-completions", "triton-generate", "triton-grpc")
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+from loadgen.basemodel import StrictModel
+from loadgen.registry import CLIENTS, SHAPES, SOURCES, Registry
+from loadgen.shapes.base import LoadShape
 
 
-class TargetConfig(_Strict):
+class TargetConfig(StrictModel):
     """A server to load: a name for the results, its wire API, where it is, the model it serves."""
 
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
-    kind: ClientKind
+    kind: str = Field(description="a registered client kind (loadgen.clients): openai-chat, triton-grpc, ...")
     url: str
     model: str | None = None
+
+    @field_validator("kind")
+    @classmethod
+    def _known_kind(cls, kind: str) -> str:
+        return CLIENTS.check(kind)
 
     @classmethod
     def parse(cls, spec: str) -> TargetConfig:
         """``NAME=KIND@URL`` (the CLI's ``--target``)."""
-        match = re.fullmatch(r"([^=]+)=([a-z-]+)@(.+)", spec)
+        match = re.fullmatch(r"([^=]+)=([a-z0-9-]+)@(.+)", spec)
         if not match:
             raise ValueError(f"--target {spec!r}: expected NAME=KIND@URL, e.g. vllm=openai-chat@http://127.0.0.1:8000")
-        return cls(name=match[1], kind=match[2], url=match[3])  # type: ignore[arg-type]
+        return cls(name=match[1], kind=match[2], url=match[3])
 
 
-class LoadShape(_Strict):
-    """One stage of load. ``concurrency``: closed loop, N requests always in flight.
-    ``rate``: open loop, arrivals at ``rate`` req/s (constant, Poisson or gamma spacing).
-    ``ramp``: open loop whose rate moves linearly from ``rate`` to ``end_rate`` over the stage.
-    A stage ends after ``requests`` requests or ``duration_s`` seconds of issuing."""
-
-    name: str | None = None
-    type: Literal["concurrency", "rate", "ramp"] = "concurrency"
-    concurrency: int | None = Field(default=None, ge=1)
-    rate: float | None = Field(default=None, gt=0)
-    end_rate: float | None = Field(default=None, gt=0)
-    arrival: Literal["poisson", "constant", "gamma"] = "poisson"
-    burstiness: float = Field(default=1.0, gt=0, description="gamma shape k: 1 is Poisson, <1 burstier")
-    requests: int | None = Field(default=None, ge=1)
-    duration_s: float | None = Field(default=None, gt=0)
-
-    @model_validator(mode="after")
-    def _complete(self) -> LoadShape:
-        if self.type == "concurrency" and self.concurrency is None:
-            raise ValueError("a concurrency stage needs `concurrency`")
-        if self.type in ("rate", "ramp") and self.rate is None:
-            raise ValueError(f"a {self.type} stage needs `rate` (requests per second)")
-        if self.type == "ramp" and (self.end_rate is None or self.duration_s is None):
-            raise ValueError("a ramp stage needs `end_rate` and `duration_s`")
-        if self.requests is None and self.duration_s is None:
-            raise ValueError("a stage needs `requests` or `duration_s`")
-        return self
-
-    @property
-    def label(self) -> str:
-        if self.name:
-            return self.name
-        if self.type == "concurrency":
-            return f"c{self.concurrency}"
-        if self.type == "ramp":
-            return f"ramp{self.rate:g}-{self.end_rate:g}"
-        return f"r{self.rate:g}"
+def _union(registry: Registry[Any], tag: str) -> Any:
+    """The discriminated union of every class in a registry, told apart by the ``tag`` field."""
+    classes = [cls for _, cls in registry.items()]
+    if len(classes) == 1:
+        return classes[0]
+    return Annotated[Union[tuple(classes)], Field(discriminator=tag)]  # noqa: UP007 (a runtime tuple of classes)
 
 
-class SweepConfig(_Strict):
-    """One stage per value: ``type: concurrency, values: [1, 4, 16]``, or rates."""
+def _default_source(data: Any) -> Any:
+    """``prompts`` without ``source`` means synthetic prompts (the default before sources had names)."""
+    if isinstance(data, dict) and "source" not in data:
+        return {**data, "source": "synthetic"}
+    return data
 
-    type: Literal["concurrency", "rate"]
+
+LoadStage = _union(SHAPES, "type")
+PromptConfig = Annotated[_union(SOURCES, "source"), BeforeValidator(_default_source)]
+
+
+class SweepConfig(StrictModel):
+    """One stage per value of the shape's sweep field: ``type: concurrency, values: [1, 4, 16]``, or rates."""
+
+    type: str
     values: list[float] = Field(min_length=1)
     requests: int | None = Field(default=None, ge=1)
     duration_s: float | None = Field(default=None, gt=0)
-    arrival: Literal["poisson", "constant", "gamma"] = "poisson"
-    burstiness: float = Field(default=1.0, gt=0)
+    arrival: str | None = Field(default=None, description="open-loop shapes: the arrival process")
+    burstiness: float | None = Field(default=None, gt=0)
+
+    @field_validator("type")
+    @classmethod
+    def _sweepable(cls, name: str) -> str:
+        if SHAPES.get(name).sweep_field is None:
+            sweepable = [n for n, c in SHAPES.items() if c.sweep_field]
+            raise ValueError(f"a {name} stage has no single value to sweep; sweep one of {', '.join(sweepable)}")
+        return name
 
     def stages(self) -> list[LoadShape]:
-        common = {"requests": self.requests, "duration_s": self.duration_s}
-        if self.type == "concurrency":
-            return [LoadShape(type="concurrency", concurrency=int(v), **common) for v in self.values]
-        return [LoadShape(type="rate", rate=v, arrival=self.arrival, burstiness=self.burstiness, **common)
-                for v in self.values]
+        shape = SHAPES.get(self.type)
+        common = self.model_dump(exclude={"type", "values"}, exclude_none=True)
+        return [shape.model_validate({"type": self.type, shape.sweep_field: value, **common}) for value in self.values]
 
 
-class PromptConfig(_Strict):
-    source: Literal["synthetic", "sharegpt"] = "synthetic"
-    input_tokens: int = Field(default=128, ge=1)
-    output_tokens: int = Field(default=64, ge=1)
-    count: int = Field(default=256, ge=1, description="distinct prompts, reused in order")
-    dataset: Path | None = None
-    tokenizer: Path | None = None
-
-    @model_validator(mode="after")
-    def _dataset_given(self) -> PromptConfig:
-        if self.source == "sharegpt" and self.dataset is None:
-            raise ValueError("source sharegpt needs `dataset` (a ShareGPT-format JSON file)")
-        return self
-
-
-class RequestConfig(_Strict):
+class RequestConfig(StrictModel):
     timeout_s: float = Field(default=600.0, gt=0)
     stall_timeout_s: float = Field(default=120.0, gt=0, description="no byte for this long ends the request")
     temperature: float = Field(default=0.0, ge=0)
@@ -123,7 +96,7 @@ class RequestConfig(_Strict):
         "str→BYTES); a field set to null is removed"))
 
 
-class SLOConfig(_Strict):
+class SLOConfig(StrictModel):
     ttft_ms: float | None = Field(default=None, gt=0)
     tpot_ms: float | None = Field(default=None, gt=0)
     e2e_ms: float | None = Field(default=None, gt=0)
@@ -140,7 +113,7 @@ class SLOConfig(_Strict):
         return values
 
 
-class MetricsConfig(_Strict):
+class MetricsConfig(StrictModel):
     """The live Prometheus exporter (``loadgen.exporter``)."""
 
     enabled: bool = True
@@ -150,20 +123,20 @@ class MetricsConfig(_Strict):
     linger_s: float = Field(default=0.0, ge=0, description="keep serving after the run, for a last scrape")
 
 
-class AgreementConfig(_Strict):
+class AgreementConfig(StrictModel):
     """Compare every target's outputs with one target's (``loadgen.agreement``); keeps output texts."""
 
     reference: str = Field(description="the target whose outputs are the reference, e.g. baseline")
 
 
-class Profile(_Strict):
+class Profile(StrictModel):
     name: str = "adhoc"
     seed: int = 0
     model: str | None = Field(default=None, description="served model name; a target's own `model` wins")
     targets: list[TargetConfig] = Field(min_length=1)
-    prompts: PromptConfig = PromptConfig()
-    load: LoadShape | None = None
-    stages: list[LoadShape] = []
+    prompts: PromptConfig = Field(default_factory=lambda: SOURCES.get("synthetic")())
+    load: LoadStage | None = None
+    stages: list[LoadStage] = Field(default_factory=list)
     sweep: SweepConfig | None = None
     warmup: int = Field(default=0, ge=0, description="requests per target before the first stage, not counted")
     max_in_flight: int | None = Field(default=None, ge=1, description="cap on requests in flight")
@@ -204,17 +177,12 @@ class Profile(_Strict):
     def model_for(self, target: TargetConfig) -> str:
         return target.model or self.model or ""
 
-    def max_connections(self) -> int:
-        """Connection pool size: the largest concurrency or the in-flight cap; 0 (no limit)
-        for open loops without a cap, so that no request waits inside the HTTP client."""
-        sizes = [s.concurrency for s in self.resolved_stages() if s.concurrency]
-        if self.max_in_flight:
-            sizes.append(self.max_in_flight)
-        return max(sizes) if sizes else 0
+
+DELETE = object()  # an override value that removes the key
 
 
 def set_dotted(data: dict[str, Any], key: str, value: Any) -> None:
-    """``set_dotted(d, "load.rate", 5)``: create intermediate mappings as needed."""
+    """``set_dotted(d, "load.rate", 5)``: create intermediate mappings as needed (``DELETE`` removes the key)."""
     parts = key.split(".")
     node = data
     for part in parts[:-1]:
@@ -223,7 +191,10 @@ def set_dotted(data: dict[str, Any], key: str, value: Any) -> None:
             child = {}
             node[part] = child
         node = child
-    node[parts[-1]] = value
+    if value is DELETE:
+        node.pop(parts[-1], None)
+    else:
+        node[parts[-1]] = value
 
 
 def parse_assignment(text: str) -> tuple[str, Any]:

@@ -28,21 +28,12 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, star
 from loadgen import metrics as m
 from loadgen.record import RequestRecord
 
-# LLM latencies: first tokens from ~10 ms (GPU, short prompt) to minutes (a deep queue);
-# token gaps from ~1 ms to seconds. The same buckets for every target, so panels compare.
-TTFT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 7.5,
-                10.0, 15.0, 20.0, 30.0, 60.0, 120.0)
-E2E_BUCKETS = (0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 7.5, 10.0, 15.0, 20.0, 30.0, 45.0, 60.0, 90.0,
-               120.0, 180.0, 300.0)
-TOKEN_GAP_BUCKETS = (0.001, 0.0025, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.025, 0.03, 0.04, 0.05, 0.075, 0.1, 0.15,
-                     0.2, 0.3, 0.5, 0.75, 1.0, 2.0, 5.0)
-LAG_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
-
 LABELS = ("target", "kind", "profile", "stage")
 
 
 class LiveMetrics:
-    """The exporter: a record sink plus an ``issued`` hook, on its own registry."""
+    """The exporter: a record sink plus an ``issued`` hook, on its own registry. Histograms are
+    the registered distributions that name an ``exported`` form (``loadgen.metrics``)."""
 
     def __init__(self, profile: str, registry: CollectorRegistry | None = None) -> None:
         self.profile = profile
@@ -51,20 +42,19 @@ class LiveMetrics:
         self.requests = Counter("loadgen_requests", "Finished requests by outcome and error class",
                                 [*LABELS, "outcome", "error_class"], registry=r)
         self.in_flight = Gauge("loadgen_requests_in_flight", "Requests sent and not finished", LABELS, registry=r)
-        self.ttft = Histogram("loadgen_ttft_seconds", "Time to first token from the actual send (ok requests)",
-                              LABELS, buckets=TTFT_BUCKETS, registry=r)
-        self.itl = Histogram("loadgen_itl_seconds", "Gap between consecutive token-bearing chunks (ok requests)",
-                             LABELS, buckets=TOKEN_GAP_BUCKETS, registry=r)
-        self.tpot = Histogram("loadgen_tpot_seconds", "(E2E - TTFT) / (output tokens - 1) per ok request",
-                              LABELS, buckets=TOKEN_GAP_BUCKETS, registry=r)
-        self.e2e = Histogram("loadgen_e2e_seconds", "Actual send to last byte (ok requests)", LABELS,
-                             buckets=E2E_BUCKETS, registry=r)
-        self.send_lag = Histogram("loadgen_send_lag_seconds", "Actual minus intended send time (every request)",
-                                  LABELS, buckets=LAG_BUCKETS, registry=r)
         self.output_tokens = Counter("loadgen_output_tokens", "Output tokens of ok requests", LABELS, registry=r)
         self.input_tokens = Counter("loadgen_input_tokens", "Prompt tokens of ok requests", LABELS, registry=r)
-        self.loop_lag = Histogram("loadgen_loop_lag_seconds", "The load generator's own event-loop lag",
-                                  ("profile",), buckets=LAG_BUCKETS, registry=r)
+        self.per_record: list[tuple[m.Distribution, Histogram]] = []
+        self.loop_lag: Histogram | None = None
+        for d in m.DISTRIBUTIONS:
+            if d.exported is None:
+                continue
+            labels = ("profile",) if d.source == "loop_lag" else LABELS
+            histogram = Histogram(d.exported.name, d.exported.help, labels, buckets=d.exported.buckets, registry=r)
+            if d.source == "loop_lag":
+                self.loop_lag = histogram
+            else:
+                self.per_record.append((d, histogram))
         self._server: WSGIServer | None = None
 
     def serve(self, host: str = "127.0.0.1", port: int = 9400) -> int:
@@ -86,21 +76,16 @@ class LiveMetrics:
         labels = (r.target, r.kind, self.profile, r.stage_name)
         self.in_flight.labels(*labels).dec()
         self.requests.labels(*labels, "ok" if r.ok else "error", r.error or "").inc()
-        self.send_lag.labels(*labels).observe(m.send_lag_ms(r) / 1e3)
-        if not r.ok:
-            return
-        if (ttft := m.ttft_ms(r)) is not None:
-            self.ttft.labels(*labels).observe(ttft / 1e3)
-        if (tpot := m.tpot_ms(r)) is not None:
-            self.tpot.labels(*labels).observe(tpot / 1e3)
-        self.e2e.labels(*labels).observe(m.e2e_ms(r) / 1e3)
-        itl = self.itl.labels(*labels)
-        for gap in m.itl_gaps_ms(r):
-            itl.observe(gap / 1e3)
-        if r.output_tokens:
+        for d, histogram in self.per_record:
+            if r.ok or not d.ok_only:
+                child = histogram.labels(*labels)
+                for value in d.samples(r):  # type: ignore[misc]
+                    child.observe(value / 1e3)
+        if r.ok and r.output_tokens:
             self.output_tokens.labels(*labels).inc(r.output_tokens)
-        if r.prompt_tokens:
+        if r.ok and r.prompt_tokens:
             self.input_tokens.labels(*labels).inc(r.prompt_tokens)
 
     def loop_lag_sample(self, lag_ns: int) -> None:
-        self.loop_lag.labels(self.profile).observe(lag_ns / 1e9)
+        if self.loop_lag is not None:
+            self.loop_lag.labels(self.profile).observe(lag_ns / 1e9)

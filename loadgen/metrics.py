@@ -1,10 +1,14 @@
-"""Every metric the rig reports, as pure functions of request records.
+"""Every metric the rig reports, as pure functions of request records, and the one table of them.
 
 One definition each, formula in the docstring (and in docs/metrics.md, with the names
 vLLM's benchmark, AIPerf and GuideLLM use). Times inside records are integer
 nanoseconds of ``perf_counter_ns``; metrics are returned in milliseconds or per second.
 Per-request metrics return ``None`` when the record lacks what they need (a failed
 request has no TTFT); aggregate metrics use successful, non-warm-up requests only.
+
+``DISTRIBUTIONS`` and ``AGGREGATES`` at the end are the registry: summary.json, summary.csv,
+the console and HTML tables and the live exporter loop over them, so a new metric is one
+function and one descriptor here (and its row in docs/metrics.md, which a test checks).
 """
 
 from __future__ import annotations
@@ -13,7 +17,10 @@ import itertools
 import math
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
+from typing import Literal
+
+from pydantic import BaseModel
 
 from loadgen.record import ERROR_CLASSES, RequestRecord
 
@@ -85,8 +92,7 @@ def meets_slo(r: RequestRecord, ttft: float | None, tpot: float | None, e2e: flo
 
 # -- distributions ---------------------------------------------------------------------------
 
-@dataclass(frozen=True)
-class Stats:
+class Stats(BaseModel):
     """mean, standard deviation (population), min, max and percentiles of one metric."""
 
     count: int
@@ -100,8 +106,9 @@ class Stats:
     p999: float
     max: float
 
-    def as_dict(self) -> dict[str, float]:
-        return {k: round(v, 4) if isinstance(v, float) else v for k, v in asdict(self).items()}
+    def rounded(self, digits: int = 4) -> Stats:
+        return Stats.model_validate({k: round(v, digits) if isinstance(v, float) else v
+                                     for k, v in self.model_dump().items()})
 
 
 def percentile(sorted_values: Sequence[float], q: float) -> float:
@@ -170,10 +177,103 @@ def errors_by_class(records: Iterable[RequestRecord]) -> dict[str, int]:
     return {cls: counts.get(cls, 0) for cls in ERROR_CLASSES}
 
 
-def per_request(records: Sequence[RequestRecord], metric: Callable[[RequestRecord], float | None],
-                ok_only: bool = True) -> Stats | None:
-    return stats(metric(r) for r in records if r.ok or not ok_only)
+def ok_or_all(records: Iterable[RequestRecord], ok_only: bool) -> list[RequestRecord]:
+    return [r for r in records if r.ok or not ok_only]
 
 
-def itl_stats(records: Sequence[RequestRecord]) -> Stats | None:
-    return stats(gap for r in records if r.ok for gap in itl_gaps_ms(r))
+# -- the registry ----------------------------------------------------------------------------
+
+# Live-exporter buckets (seconds). LLM latencies: first tokens from ~10 ms (GPU, short prompt)
+# to minutes (a deep queue); token gaps from ~1 ms to seconds. The same for every target.
+TTFT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 7.5,
+                10.0, 15.0, 20.0, 30.0, 60.0, 120.0)
+E2E_BUCKETS = (0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 7.5, 10.0, 15.0, 20.0, 30.0, 45.0, 60.0, 90.0,
+               120.0, 180.0, 300.0)
+TOKEN_GAP_BUCKETS = (0.001, 0.0025, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.025, 0.03, 0.04, 0.05, 0.075, 0.1, 0.15,
+                     0.2, 0.3, 0.5, 0.75, 1.0, 2.0, 5.0)
+LAG_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
+
+
+def _single(metric: Callable[[RequestRecord], float | None]) -> Callable[[RequestRecord], list[float]]:
+    def samples(r: RequestRecord) -> list[float]:
+        value = metric(r)
+        return [] if value is None else [value]
+
+    samples.__doc__ = metric.__doc__
+    return samples
+
+
+@dataclass(frozen=True)
+class Exported:
+    """How a distribution appears on the live ``/metrics``: a histogram in seconds."""
+
+    name: str
+    help: str
+    buckets: tuple[float, ...]
+
+
+@dataclass(frozen=True)
+class Distribution:
+    """A metric with samples per request (or, ``source="loop_lag"``, the client's loop-lag samples),
+    summarized as ``Stats`` in ms. ``table``: the statistics shown in the console and HTML tables."""
+
+    name: str
+    title: str
+    samples: Callable[[RequestRecord], list[float]] | None
+    ok_only: bool = True
+    source: Literal["records", "loop_lag"] = "records"
+    table: tuple[str, ...] = ()
+    exported: Exported | None = None
+    unit: str = "ms"
+
+
+@dataclass(frozen=True)
+class Aggregate:
+    """One number per target and stage, from its measured records and the profile's SLO limits
+    (None where undefined). ``table``: its column's format in the tables, or None for no column."""
+
+    name: str
+    title: str
+    compute: Callable[[Sequence[RequestRecord], dict[str, float | None]], float | None]
+    unit: str
+    table: str | None = None
+
+
+def _goodput(records: Sequence[RequestRecord], slo: dict[str, float | None]) -> float | None:
+    if all(v is None for v in slo.values()):
+        return None
+    return goodput_rps(records, slo.get("ttft_ms"), slo.get("tpot_ms"), slo.get("e2e_ms"))
+
+
+DISTRIBUTIONS: tuple[Distribution, ...] = (
+    Distribution("ttft_ms", "TTFT", _single(ttft_ms), table=("p50", "p99"),
+                 exported=Exported("loadgen_ttft_seconds", "Time to first token from the actual send (ok requests)",
+                                   TTFT_BUCKETS)),
+    Distribution("ttft_intended_ms", "TTFT from intended", _single(ttft_intended_ms)),
+    Distribution("ttfb_ms", "TTFB", _single(ttfb_ms)),
+    Distribution("itl_ms", "ITL", itl_gaps_ms, table=("p50", "p99"),
+                 exported=Exported("loadgen_itl_seconds", "Gap between consecutive token-bearing chunks (ok requests)",
+                                   TOKEN_GAP_BUCKETS)),
+    Distribution("tpot_ms", "TPOT", _single(tpot_ms), table=("p50",),
+                 exported=Exported("loadgen_tpot_seconds", "(E2E - TTFT) / (output tokens - 1) per ok request",
+                                   TOKEN_GAP_BUCKETS)),
+    Distribution("e2e_ms", "E2E", _single(e2e_ms), table=("p50", "p99"),
+                 exported=Exported("loadgen_e2e_seconds", "Actual send to last byte (ok requests)", E2E_BUCKETS)),
+    Distribution("send_lag_ms", "send lag", _single(send_lag_ms), ok_only=False,
+                 exported=Exported("loadgen_send_lag_seconds", "Actual minus intended send time (every request)",
+                                   LAG_BUCKETS)),
+    Distribution("loop_lag_ms", "loop lag", None, source="loop_lag",
+                 exported=Exported("loadgen_loop_lag_seconds", "The load generator's own event-loop lag",
+                                   LAG_BUCKETS)),
+)
+
+AGGREGATES: tuple[Aggregate, ...] = (
+    Aggregate("output_tokens_per_s", "out tok/s", lambda rs, slo: output_tokens_per_s(rs), "tokens/s", "{:.1f}"),
+    Aggregate("input_tokens_per_s", "in tok/s", lambda rs, slo: input_tokens_per_s(rs), "tokens/s"),
+    Aggregate("requests_per_s", "req/s", lambda rs, slo: requests_per_s(rs), "requests/s", "{:.2f}"),
+    Aggregate("goodput_rps", "goodput", _goodput, "requests/s", "{:.2f}"),
+)
+
+
+def registered_names() -> list[str]:
+    return [d.name for d in DISTRIBUTIONS] + [a.name for a in AGGREGATES]

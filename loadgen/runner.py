@@ -24,9 +24,9 @@ from dataclasses import dataclass, field
 from time import perf_counter_ns
 
 from loadgen.clients.base import Client, RequestSpec
-from loadgen.config import LoadShape
 from loadgen.record import Attempt, RequestRecord
-from loadgen.schedule import arrival_offsets
+from loadgen.shapes.base import LoadShape
+from loadgen.shapes.concurrency import Concurrency
 
 Sink = Callable[[RequestRecord], None]
 Counter = Callable[[str], int]
@@ -71,19 +71,6 @@ class LoopLagMonitor:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
 
-    def between(self, start_ns: int, end_ns: int) -> list[float]:
-        """Samples in a time window, in ms."""
-        return [lag / 1e6 for t, lag in self.samples if start_ns <= t <= end_ns]
-
-
-@dataclass
-class StageWindow:
-    target: str
-    stage: int
-    stage_name: str
-    start_ns: int
-    end_ns: int = 0
-
 
 class TargetRunner:
     """Runs the warm-up and every stage of a profile against one target."""
@@ -91,7 +78,8 @@ class TargetRunner:
     def __init__(self, target: str, client: Client, prompts: Sequence[RequestSpec], sinks: Sequence[Sink], *,
                  seed: int = 0, max_in_flight: int | None = None, drain_timeout_s: float = 30.0,
                  client_counter: Counter | None = None, keep_output_text: bool = False,
-                 on_issue: Callable[[str], None] | None = None) -> None:
+                 on_issue: Callable[[str], None] | None = None,
+                 on_stage: Callable[[str, str], None] | None = None) -> None:
         self.target = target
         self.client = client
         self.prompts = prompts
@@ -101,12 +89,12 @@ class TargetRunner:
         self.client_counter = client_counter
         self.keep_output_text = keep_output_text
         self.on_issue = on_issue  # called with the stage label as each request is sent
+        self.on_stage = on_stage  # called with (target, stage label) as each measured stage starts
         self._cap = max_in_flight
         self._gate = asyncio.Semaphore(max_in_flight) if max_in_flight else None
         self._stop = asyncio.Event()
         self._issued = 0
         self._in_flight: set[asyncio.Task[None]] = set()
-        self.windows: list[StageWindow] = []
 
     @property
     def stopped(self) -> bool:
@@ -119,23 +107,21 @@ class TargetRunner:
         if warmup:
             # As many at once as the first stage will have in flight, so that every pooled
             # connection is open before measuring starts (capped by the warm-up count).
-            first = stages[0] if stages else None
-            width = (first.concurrency if first and first.concurrency else self._cap or 8)
-            await self._closed_loop(LoadShape(type="concurrency", concurrency=max(1, min(warmup, width)),
-                                              requests=warmup), stage=-1, stage_name="warmup", warmup=True)
+            width = (stages[0].closed_loop_width() if stages else None) or self._cap or 8
+            await self._closed_loop(Concurrency(concurrency=max(1, min(warmup, width)), requests=warmup),
+                                    stage=-1, stage_name="warmup", warmup=True)
         for index, shape in enumerate(stages):
             if self.stopped:
                 break
-            window = StageWindow(self.target, index, shape.label, perf_counter_ns())
-            self.windows.append(window)
-            if shape.type == "concurrency":
+            if self.on_stage is not None:
+                self.on_stage(self.target, shape.label)
+            if shape.closed_loop_width() is not None:
                 await self._closed_loop(shape, index, shape.label)
             else:
                 await self._open_loop(shape, index, shape.label)
-            window.end_ns = perf_counter_ns()
 
     # -- one request ---------------------------------------------------------------------
-    async def _one(self, stage: int, stage_name: str, warmup: bool, intended_ns: int) -> None:
+    async def _send_one(self, stage: int, stage_name: str, warmup: bool, intended_ns: int) -> None:
         index = self._issued
         self._issued += 1
         spec = self.prompts[index % len(self.prompts)]
@@ -175,7 +161,8 @@ class TargetRunner:
 
     # -- load shapes ---------------------------------------------------------------------
     async def _closed_loop(self, shape: LoadShape, stage: int, stage_name: str, warmup: bool = False) -> None:
-        assert shape.concurrency is not None
+        width = shape.closed_loop_width()
+        assert width is not None
         deadline = time.monotonic() + shape.duration_s if shape.duration_s else None
         budget = [shape.requests if shape.requests is not None else -1]
 
@@ -189,9 +176,9 @@ class TargetRunner:
 
         async def worker() -> None:
             while may_issue():
-                await self._one(stage, stage_name, warmup, perf_counter_ns())
+                await self._send_one(stage, stage_name, warmup, perf_counter_ns())
 
-        workers = [asyncio.ensure_future(worker()) for _ in range(shape.concurrency)]
+        workers = [asyncio.ensure_future(worker()) for _ in range(width)]
         self._in_flight.update(workers)
         try:
             await self._until_done_or_stopped(workers)
@@ -200,7 +187,7 @@ class TargetRunner:
 
     async def _open_loop(self, shape: LoadShape, stage: int, stage_name: str) -> None:
         rng = random.Random(f"{self.seed}:{stage}")
-        offsets = arrival_offsets(shape, rng)
+        offsets = shape.arrival_offsets(rng)
         origin = perf_counter_ns() + 1_000_000
         end_offset = shape.duration_s if shape.duration_s is not None else float("inf")
         tasks: set[asyncio.Task[None]] = set()
@@ -214,7 +201,7 @@ class TargetRunner:
                 break
             if self._gate is not None:
                 await self._gate.acquire()
-            task = asyncio.ensure_future(self._one(stage, stage_name, False, due))
+            task = asyncio.ensure_future(self._send_one(stage, stage_name, False, due))
             if self._gate is not None:
                 task.add_done_callback(lambda _: self._gate.release())  # type: ignore[union-attr]
             tasks.add(task)

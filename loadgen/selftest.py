@@ -16,11 +16,11 @@ Figures are printed, not asserted: speed is measured here, correctness in the te
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import os
 import sys
+import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,10 +30,9 @@ from typing import Any
 import httpx
 
 from loadgen import metrics as m
-from loadgen.clients import ClientOptions, RequestSpec, make_client
-from loadgen.config import LoadShape
-from loadgen.record import RequestRecord
-from loadgen.runner import LoopLagMonitor, TargetRunner
+from loadgen.api import Hooks, RunResult, run
+from loadgen.config import Profile
+from stack.process import ManagedProcess, free_port
 
 
 @dataclass
@@ -68,8 +67,6 @@ def mock_truth(before: str, after: str) -> MockTruth:
 
 @contextlib.contextmanager
 def running_mock(args: list[str], log_dir: Path, cpus: set[int] | None) -> Iterator[str]:
-    from engines.process import ManagedProcess, free_port
-
     port = free_port()
     proc = ManagedProcess(name="mock", argv=[sys.executable, "-m", "servers.mock", "--port", str(port), *args],
                           log_path=log_dir / f"mock-{port}.log", ready_url=f"http://127.0.0.1:{port}/health",
@@ -84,48 +81,38 @@ def running_mock(args: list[str], log_dir: Path, cpus: set[int] | None) -> Itera
         proc.stop()
 
 
-async def drive(url: str, kind: str, shape: LoadShape, output_tokens: int, max_in_flight: int | None = None,
-                warm_up: Callable[[], None] | None = None) -> tuple[list[RequestRecord], list[float]]:
-    """Run one stage with the real runner and client; return its records and loop lags (ms).
-
-    With ``warm_up``, one round of requests at the stage's concurrency runs first (every
-    pooled connection gets opened), then ``warm_up()`` is called and measuring starts."""
-    records: list[RequestRecord] = []
-    client = make_client(kind, url, ClientOptions(model="mock", stall_timeout_s=60))
-    prompts = [RequestSpec(prompt_id=str(i), prompt=f"prompt {i}", max_tokens=output_tokens) for i in range(64)]
-    runner = TargetRunner("mock", client, prompts, [records.append], max_in_flight=max_in_flight)
-    monitor = LoopLagMonitor()
-    await client.start(max_in_flight or shape.concurrency or 0)
-    try:
-        if warm_up is not None and shape.concurrency:
-            await runner.run([LoadShape(type="concurrency", concurrency=shape.concurrency,
-                                        requests=shape.concurrency)])
-            records.clear()
-            warm_up()
-        monitor.start()
-        await runner.run([shape])
-    finally:
-        await client.close()
-        await monitor.stop()
-    return records, [lag / 1e6 for _, lag in monitor.samples]
+def mock_profile(url: str, load: dict[str, Any], output_tokens: int, folder: Path, **fields: Any) -> Profile:
+    """A one-stage profile against the mock: 64 short ShareGPT-format prompts (the mock does not tokenize)."""
+    dataset = folder / "selftest-prompts.json"
+    if not dataset.exists():
+        dataset.write_text(json.dumps([{"id": str(i), "conversations": [{"from": "human", "value": f"prompt {i}"}]}
+                                       for i in range(64)]))
+    return Profile.model_validate({
+        "name": "selftest", "model": "mock", "targets": [{"name": "mock", "kind": "openai-completions", "url": url}],
+        "prompts": {"source": "sharegpt", "dataset": str(dataset), "count": 64, "output_tokens": output_tokens},
+        "load": load, "metrics": {"enabled": False}, "request": {"stall_timeout_s": 60}, **fields})
 
 
-def _run(coro: Any) -> Any:
-    try:
-        import uvloop
-
-        return uvloop.run(coro)
-    except ImportError:
-        return asyncio.run(coro)
+def drive(profile: Profile, folder: Path, on_stage: Callable[[str, str], None] | None = None) -> RunResult:
+    """One run through the library (``loadgen.api.run``), without the HTML report."""
+    out = Path(tempfile.mkdtemp(dir=folder))
+    return run(profile, out, hooks=Hooks(on_stage=on_stage), report=False)
 
 
-def bias(url: str, concurrency: int, requests: int, output_tokens: int) -> dict[str, float]:
-    """Steady state after a warm-up round: the truth is the mock's books over the same requests."""
+def _p99(result: RunResult, name: str) -> float:
+    s = result.summary.targets["mock"].stats(name)
+    return round(s.p99, 3) if s else float("nan")
+
+
+def bias(url: str, concurrency: int, requests: int, output_tokens: int, folder: Path) -> dict[str, float]:
+    """Steady state after a warm-up round that opens every connection: the truth is the mock's
+    books over the measured requests only (scraped as the measured stage starts)."""
     before: list[str] = []
-    shape = LoadShape(type="concurrency", concurrency=concurrency, requests=requests)
-    records, lags = _run(drive(url, "openai-completions", shape, output_tokens,
-                               warm_up=lambda: before.append(httpx.get(f"{url}/metrics").text)))
+    profile = mock_profile(url, {"type": "concurrency", "concurrency": concurrency, "requests": requests},
+                           output_tokens, folder, warmup=concurrency)
+    result = drive(profile, folder, on_stage=lambda *_: before.append(httpx.get(f"{url}/metrics").text))
     truth = mock_truth(before[0], httpx.get(f"{url}/metrics").text)
+    records = m.measured(result.records)
     ok = [r for r in records if r.ok]
     ttft = m.stats(m.ttft_ms(r) for r in ok)
     tpot = m.stats(m.tpot_ms(r) for r in ok)
@@ -139,13 +126,15 @@ def bias(url: str, concurrency: int, requests: int, output_tokens: int) -> dict[
         "mock_itl_mean_ms": round(truth.itl_ms, 3),
         "tpot_bias_ms": round((tpot.mean if tpot else float("nan")) - truth.itl_ms, 3),
         "token_events_per_s": round(events / m.window_s(ok)) if ok else 0,
-        "loop_lag_p99_ms": round(m.percentile(sorted(lags), 99), 3) if lags else float("nan"),
+        "loop_lag_p99_ms": _p99(result, "loop_lag_ms"),
     }
 
 
-def schedule_fidelity(url: str, rate: float, duration_s: float) -> dict[str, float]:
-    shape = LoadShape(type="rate", rate=rate, arrival="constant", duration_s=duration_s)
-    records, lags = _run(drive(url, "openai-completions", shape, output_tokens=1, max_in_flight=None))
+def schedule_fidelity(url: str, rate: float, duration_s: float, folder: Path) -> dict[str, float]:
+    profile = mock_profile(url, {"type": "rate", "rate": rate, "arrival": "constant", "duration_s": duration_s},
+                           1, folder)
+    result = drive(profile, folder)
+    records = result.records
     sends = sorted(r.sent_ns for r in records)
     achieved = (len(sends) - 1) / ((sends[-1] - sends[0]) / 1e9) if len(sends) > 1 else 0.0
     lag = m.stats(m.send_lag_ms(r) for r in records)
@@ -154,7 +143,7 @@ def schedule_fidelity(url: str, rate: float, duration_s: float) -> dict[str, flo
         "failed": sum(1 for r in records if not r.ok),
         "send_lag_p50_ms": round(lag.p50, 3) if lag else float("nan"),
         "send_lag_p99_ms": round(lag.p99, 3) if lag else float("nan"),
-        "loop_lag_p99_ms": round(m.percentile(sorted(lags), 99), 3) if lags else float("nan"),
+        "loop_lag_p99_ms": _p99(result, "loop_lag_ms"),
     }
 
 
@@ -167,13 +156,13 @@ def main(quick: bool = False) -> int:
     with TemporaryDirectory() as tmp:
         log_dir = Path(tmp)
         with running_mock(["--ttft-ms", "50", "--itl-ms", "10"], log_dir, mock_cpus) as url:
-            results["bias_c8"] = bias(url, 8, 32 if quick else 200, 64)
+            results["bias_c8"] = bias(url, 8, 32 if quick else 200, 64, log_dir)
         for streams in ((100,) if quick else (500, 1000)):
             with running_mock(["--ttft-ms", "50", "--itl-ms", "20"], log_dir, mock_cpus) as url:
                 results[f"streams_c{streams}"] = bias(url, streams, streams * (1 if quick else 2),
-                                                      100 if quick else 200)
+                                                      100 if quick else 200, log_dir)
         with running_mock(["--ttft-ms", "1", "--itl-ms", "1"], log_dir, mock_cpus) as url:
-            results["open_loop"] = schedule_fidelity(url, 200 if quick else 1000, 2 if quick else 10)
+            results["open_loop"] = schedule_fidelity(url, 200 if quick else 1000, 2 if quick else 10, log_dir)
     print(json.dumps(results, indent=2))
     return 0
 

@@ -1,23 +1,19 @@
-"""One client module per wire API; ``make_client`` picks one by the target's kind."""
+"""One client module per wire API, each registered under its kind in ``loadgen.registry.CLIENTS``.
+
+``make_client(kind, url, options)`` builds one; a new API is one new module here.
+"""
 
 from __future__ import annotations
 
 from loadgen.clients.base import Client, ClientOptions, RequestSpec
-from loadgen.clients.openai import ChatClient, CompletionsClient
-from loadgen.clients.triton_http import TritonGenerateClient
+from loadgen.registry import CLIENTS
 
-__all__ = ["Client", "ClientOptions", "RequestSpec", "make_client"]
+__all__ = ["Client", "ClientOptions", "RequestSpec", "client_class", "make_client"]
+
+
+def client_class(kind: str) -> type[Client]:
+    return CLIENTS.get(kind)  # type: ignore[no-any-return]
 
 
 def make_client(kind: str, url: str, options: ClientOptions) -> Client:
-    if kind == "openai-chat":
-        return ChatClient(url, options)
-    if kind == "openai-completions":
-        return CompletionsClient(url, options)
-    if kind == "triton-generate":
-        return TritonGenerateClient(url, options)
-    if kind == "triton-grpc":
-        from loadgen.clients.triton_grpc import TritonGrpcClient
-
-        return TritonGrpcClient(url, options)
-    raise ValueError(f"unknown client kind {kind!r}")
+    return client_class(kind)(url, options)

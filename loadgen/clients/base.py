@@ -41,7 +41,6 @@ class ClientOptions:
     temperature: float = 0.0
     ignore_eos: bool = True
     extra_body: dict[str, Any] | None = None
-    keep_text: bool = False  # keep output text for a client-side token count
 
 
 def with_extra(body: dict[str, Any], extra: dict[str, Any] | None) -> dict[str, Any]:
@@ -65,9 +64,15 @@ class ProtocolError(Exception):
 
 
 class Client(Protocol):
-    kind: ClassVar[str]
+    """One wire API. A client class registers under its kind (``@CLIENTS.register("openai-chat")``)
+    and says what its API offers beyond streaming (``has_tokenize``: a ``/tokenize`` endpoint
+    that counts tokens the way the server does)."""
 
-    async def start(self, max_connections: int) -> None: ...
+    kind: ClassVar[str]
+    has_tokenize: ClassVar[bool]
+
+    def __init__(self, base_url: str, options: ClientOptions) -> None: ...
+    async def start(self) -> None: ...
     async def close(self) -> None: ...
     async def send(self, spec: RequestSpec, attempt: Attempt) -> None:
         """Send one request and read its whole response into ``attempt``; never raises,
@@ -86,6 +91,7 @@ class HTTPStreamClient:
     """
 
     kind: ClassVar[str] = ""
+    has_tokenize: ClassVar[bool] = False
     requires_done: ClassVar[bool] = False  # OpenAI streams end with [DONE]; Triton's do not
 
     def __init__(self, base_url: str, options: ClientOptions) -> None:
@@ -112,7 +118,7 @@ class HTTPStreamClient:
         if attempt.output_tokens is None:
             attempt.output_tokens = sum(attempt.chunk_tokens)
 
-    async def start(self, max_connections: int) -> None:
+    async def start(self) -> None:
         """Connections open on demand and stay open: the runner bounds how many are in use."""
         self._pool = ConnectionPool(self.base_url)
         self._watchdog = asyncio.get_running_loop().create_task(self._watch_stalls())

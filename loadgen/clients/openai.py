@@ -18,10 +18,12 @@ from typing import Any, ClassVar
 
 from loadgen.clients.base import HTTPStreamClient, RequestSpec, StreamError, loads_event, with_extra
 from loadgen.record import Attempt
+from loadgen.registry import CLIENTS
 
 
 class _OpenAIStream(HTTPStreamClient):
     requires_done: ClassVar[bool] = True
+    has_tokenize: ClassVar[bool] = True  # vLLM and the baseline count tokens at /tokenize
     path: ClassVar[str] = ""
 
     @property
@@ -83,6 +85,7 @@ class _OpenAIStream(HTTPStreamClient):
         return False
 
 
+@CLIENTS.register("openai-completions")
 class CompletionsClient(_OpenAIStream):
     kind: ClassVar[str] = "openai-completions"
     path: ClassVar[str] = "/v1/completions"
@@ -96,6 +99,7 @@ class CompletionsClient(_OpenAIStream):
         return text, bool(text) or (text == "" and choice.get("finish_reason") is None)
 
 
+@CLIENTS.register("openai-chat")
 class ChatClient(_OpenAIStream):
     kind: ClassVar[str] = "openai-chat"
     path: ClassVar[str] = "/v1/chat/completions"

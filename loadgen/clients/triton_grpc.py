@@ -31,7 +31,8 @@ import grpc
 from tritonclient.grpc import service_pb2, service_pb2_grpc
 
 from loadgen.clients.base import ClientOptions, RequestSpec
-from loadgen.record import Attempt
+from loadgen.record import Attempt, ErrorClass
+from loadgen.registry import CLIENTS
 
 FINAL = "triton_final_response"
 
@@ -97,8 +98,10 @@ def text_output(response: service_pb2.ModelInferResponse) -> str | None:
     return None
 
 
+@CLIENTS.register("triton-grpc")
 class TritonGrpcClient:
     kind: ClassVar[str] = "triton-grpc"
+    has_tokenize: ClassVar[bool] = False
 
     def __init__(self, base_url: str, options: ClientOptions) -> None:
         self.target = base_url.removeprefix("grpc://").removeprefix("http://").rstrip("/")
@@ -107,7 +110,7 @@ class TritonGrpcClient:
         self._stub: service_pb2_grpc.GRPCInferenceServiceStub | None = None
         self._counter = 0
 
-    async def start(self, max_connections: int) -> None:
+    async def start(self) -> None:
         self._channel = grpc.aio.insecure_channel(self.target, options=[
             ("grpc.max_receive_message_length", 64 * 1024 * 1024),
             ("grpc.keepalive_time_ms", 60_000),
@@ -162,20 +165,23 @@ class TritonGrpcClient:
             attempt.fail("cancelled", "the run stopped before the response ended")
             raise
         except grpc.aio.AioRpcError as exc:
-            code = exc.code()
-            if code == grpc.StatusCode.UNAVAILABLE and attempt.first_byte_ns is None:
-                attempt.fail("connect", f"{code.name}: {exc.details()}")
-            elif code == grpc.StatusCode.DEADLINE_EXCEEDED:
-                attempt.fail("timeout", f"{code.name}: {exc.details()}")
-            elif code == grpc.StatusCode.CANCELLED:
-                attempt.fail("cancelled", f"{code.name}: {exc.details()}")
-            elif code in (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NOT_FOUND,
-                          grpc.StatusCode.UNIMPLEMENTED):
-                attempt.fail("http_4xx", f"{code.name}: {exc.details()}")
-            else:
-                attempt.fail("stream_error", f"{code.name}: {exc.details()}")
+            responded = attempt.first_byte_ns is not None
+            attempt.fail(error_class(exc.code(), responded), f"{exc.code().name}: {exc.details()}")
         finally:
             finished.set()
             if call is not None and not call.done():
                 call.cancel()
             attempt.end_ns = perf_counter_ns()
+
+
+def error_class(code: grpc.StatusCode, responded: bool) -> ErrorClass:
+    """The rig's error class of a gRPC status (see the module docstring)."""
+    if code == grpc.StatusCode.UNAVAILABLE and not responded:
+        return "connect"
+    if code == grpc.StatusCode.DEADLINE_EXCEEDED:
+        return "timeout"
+    if code == grpc.StatusCode.CANCELLED:
+        return "cancelled"
+    if code in (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NOT_FOUND, grpc.StatusCode.UNIMPLEMENTED):
+        return "http_4xx"
+    return "stream_error"

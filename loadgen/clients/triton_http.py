@@ -25,8 +25,10 @@ from loadgen.clients.base import (
     with_extra,
 )
 from loadgen.record import Attempt
+from loadgen.registry import CLIENTS
 
 
+@CLIENTS.register("triton-generate")
 class TritonGenerateClient(HTTPStreamClient):
     kind: ClassVar[str] = "triton-generate"
     requires_done: ClassVar[bool] = False

@@ -18,13 +18,14 @@ import html
 import json
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import plotly.graph_objects as go
 from plotly.offline import get_plotlyjs
 
 from loadgen import metrics as m
 from loadgen.record import RequestRecord
+from loadgen.render.table import summary_table, to_html
+from loadgen.summary import Summary
 
 NICE_BINS_S = (0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0)
 PLOTS = ("ttft_cdf", "itl_cdf", "e2e_cdf", "throughput_time", "latency_throughput", "errors", "overhead")
@@ -104,32 +105,34 @@ def throughput_over_time(records: Sequence[RequestRecord], bin_s: float | None =
                    "request", "tokens/s")
 
 
-def latency_vs_throughput(summary: dict[str, Any]) -> go.Figure:
+def latency_vs_throughput(summary: Summary) -> go.Figure:
     """One point per stage: output tok/s against TTFT p50 and TPOT p50 (the sweep curve)."""
     fig = go.Figure()
-    for target, block in summary["targets"].items():
-        stages = [(name, s) for name, s in block["stages"].items() if s["ttft_ms"]]
+    for target, block in summary.targets.items():
+        stages = [(name, s) for name, s in block.stages.items() if s.stats("ttft_ms")]
         if not stages:
             continue
-        x = [s["output_tokens_per_s"] for _, s in stages]
+        x = [s.value("output_tokens_per_s") for _, s in stages]
         labels = [name for name, _ in stages]
-        fig.add_trace(go.Scatter(x=x, y=[s["ttft_ms"]["p50"] for _, s in stages], mode="lines+markers+text",
+        ttft = [s.stats("ttft_ms") for _, s in stages]
+        tpot = [s.stats("tpot_ms") for _, s in stages]
+        fig.add_trace(go.Scatter(x=x, y=[t.p50 if t else None for t in ttft], mode="lines+markers+text",
                                  text=labels, textposition="top center", name=f"{target} TTFT p50"))
-        fig.add_trace(go.Scatter(x=x, y=[(s["tpot_ms"] or {}).get("p50") for _, s in stages], mode="lines+markers",
+        fig.add_trace(go.Scatter(x=x, y=[t.p50 if t else None for t in tpot], mode="lines+markers",
                                  text=labels, name=f"{target} TPOT p50", line={"dash": "dot"}))
     fig = _layout(fig, "Latency against throughput (one point per stage)", "output tokens/s", "ms (log scale)")
     fig.update_yaxes(type="log")
     return fig
 
 
-def errors_by_class(summary: dict[str, Any]) -> go.Figure:
+def errors_by_class(summary: Summary) -> go.Figure:
     fig = go.Figure()
-    classes = sorted({c for b in summary["targets"].values() for c in b["requests"]["by_error"]})
-    for target, block in summary["targets"].items():
-        by = block["requests"]["by_error"]
-        fig.add_trace(go.Bar(x=[*classes, "ok"], y=[by.get(c, 0) for c in classes] + [block["requests"]["ok"]],
+    classes = sorted({c for b in summary.targets.values() for c in b.requests.by_error})
+    for target, block in summary.targets.items():
+        by = block.requests.by_error
+        fig.add_trace(go.Bar(x=[*classes, "ok"], y=[by.get(c, 0) for c in classes] + [block.requests.ok],
                              name=target))
-    failed = sum(b["requests"]["failed"] for b in summary["targets"].values())
+    failed = sum(b.requests.failed for b in summary.targets.values())
     return _layout(fig, f"Requests by outcome ({failed} failed)", "outcome", "requests")
 
 
@@ -144,32 +147,15 @@ def overhead(records: Sequence[RequestRecord], loop_lag: Sequence[tuple[int, int
     return fig
 
 
-def _table(summary: dict[str, Any]) -> str:
-    cols = [("TTFT p50", "ttft_ms", "p50"), ("TTFT p99", "ttft_ms", "p99"), ("ITL p50", "itl_ms", "p50"),
-            ("ITL p99", "itl_ms", "p99"), ("TPOT p50", "tpot_ms", "p50"), ("E2E p50", "e2e_ms", "p50"),
-            ("E2E p99", "e2e_ms", "p99")]
-    head = "".join(f"<th>{c}</th>" for c in ["target", "stage", "ok", "failed", *(c[0] for c in cols),
-                                             "out tok/s", "req/s", "goodput req/s"])
+def _agreement(summary: Summary) -> str:
     rows = []
-    for target, block in summary["targets"].items():
-        for stage, data in [("all", block), *block["stages"].items()]:
-            cells = [target, stage, data["requests"]["ok"], data["requests"]["failed"]]
-            cells += [f"{data[key][stat]:.1f}" if data[key] else "–" for _, key, stat in cols]
-            cells += [f"{data['output_tokens_per_s']:.1f}", f"{data['requests_per_s']:.2f}",
-                      "–" if data["goodput_rps"] is None else f"{data['goodput_rps']:.2f}"]
-            rows.append("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in cells) + "</tr>")
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
-
-
-def _agreement(summary: dict[str, Any]) -> str:
-    rows = []
-    for target, block in summary["targets"].items():
-        a = block.get("agreement")
+    for target, block in summary.targets.items():
+        a = block.agreement
         if a:
-            rows.append(f"<tr><td>{html.escape(target)}</td><td>{html.escape(a['reference'])}</td>"
-                        f"<td>{a['exact']}/{a['compared']}</td><td>{a['shared_prefix_tokens']['mean']:.1f} "
-                        f"(min {a['shared_prefix_tokens']['min']}) {a['unit']}</td>"
-                        f"<td>{a['shared_prefix_ratio_mean']:.0%}</td></tr>")
+            rows.append(f"<tr><td>{html.escape(target)}</td><td>{html.escape(a.reference)}</td>"
+                        f"<td>{a.exact}/{a.compared}</td><td>{a.shared_prefix_tokens.mean:.1f} "
+                        f"(min {a.shared_prefix_tokens.min}) {a.unit}</td>"
+                        f"<td>{a.shared_prefix_ratio_mean:.0%}</td></tr>")
     if not rows:
         return ""
     return ("<h2>Output agreement</h2><p>Each target's outputs against the reference's for the same prompt "
@@ -183,7 +169,7 @@ def _div(fig: go.Figure, name: str) -> str:
                        config={"responsive": True})
 
 
-def render(records: Sequence[RequestRecord], summary: dict[str, Any],
+def render(records: Sequence[RequestRecord], summary: Summary,
            loop_lag: Sequence[tuple[int, int]] = ()) -> str:
     figures = {
         "ttft_cdf": latency_cdf(records, "ttft"), "itl_cdf": latency_cdf(records, "itl"),
@@ -193,9 +179,8 @@ def render(records: Sequence[RequestRecord], summary: dict[str, Any],
     }
     plots = "".join(
         f'<div class="rig-plot" data-plot="{name}">{_div(fig, name)}</div>' for name, fig in figures.items())
-    manifest = summary.get("manifest") or {}
-    profile = manifest.get("profile") or {}
-    title = f"Load test report: {profile.get('name', 'run')}"
+    manifest = summary.manifest.model_dump(mode="json")
+    title = f"Load test report: {summary.manifest.profile.get('name', 'run')}"
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
 <script>{ERROR_CAPTURE}</script>
@@ -214,7 +199,7 @@ pre {{ background: #f6f6f6; padding: 1em; overflow: auto; font-size: 12px; }}
 <p>Client-side measurements by the load generator; formulas in docs/metrics.md. Latencies in ms,
 throughput per second of wall-clock time over each target's or stage's window.</p>
 <pre id="rig-errors"></pre>
-{_table(summary)}
+{to_html(summary_table(summary))}
 {_agreement(summary)}
 <div class="grid">{plots}</div>
 <h2>Manifest</h2><pre>{html.escape(json.dumps(manifest, indent=2, default=str))}</pre>
@@ -226,6 +211,6 @@ window.addEventListener('load', () =>
 """
 
 
-def write(records: Sequence[RequestRecord], summary: dict[str, Any], loop_lag: Sequence[tuple[int, int]],
+def write(records: Sequence[RequestRecord], summary: Summary, loop_lag: Sequence[tuple[int, int]],
           path: Path) -> None:
     path.write_text(render(records, summary, loop_lag), encoding="utf-8")

@@ -1,0 +1,293 @@
+"""The rig as a library: ``run(profile) -> RunResult`` and ``load_run(dir) -> RunResult``.
+
+Why one entry point: the CLI, the selftest, the demo, the benchmarks, the tests (and the
+searches, comparisons and studies built on runs) must all run load the same way, with the
+same records, files and exporter; none of them builds argv lists or reads summary.json
+back. A run writes into its output folder as it goes::
+
+    manifest.json   before the first request (what the run is)
+    records.jsonl   one line per request as it ends (a killed run keeps what finished)
+    loop_lag.jsonl  the client's event-loop lag samples
+    summary.json, summary.csv, report.txt, report.html   at the end
+
+Example::
+
+    from loadgen.api import run
+    from loadgen.config import Profile
+    result = run(Profile.model_validate({...}), out=Path("results/x"))
+    result.summary.targets["vllm"].stats("ttft_ms").p99
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from loadgen.clients import ClientOptions, RequestSpec, client_class, make_client
+from loadgen.config import Profile, TargetConfig
+from loadgen.exporter import LiveMetrics
+from loadgen.manifest import make_manifest
+from loadgen.record import RequestRecord
+from loadgen.render import csv as csv_render
+from loadgen.render import html as html_render
+from loadgen.render import table as table_render
+from loadgen.runner import LoopLagMonitor, TargetRunner
+from loadgen.sinks.jsonl import LOOP_LAG_FILE, RECORDS_FILE, JsonlSink, read_records
+from loadgen.sources.base import PromptContext
+from loadgen.summary import Manifest, Summary, build_summary
+from loadgen.tokens import Counter, LocalTokenizer, PromptError, server_counter
+
+MANIFEST_FILE = "manifest.json"
+SUMMARY_FILE = "summary.json"
+CSV_FILE = "summary.csv"
+TEXT_FILE = "report.txt"
+REPORT_FILE = "report.html"
+
+
+class RunSetupError(ValueError):
+    """The run cannot start as asked (prompts, output folder, metrics port); nothing was sent."""
+
+
+class RunFormatError(ValueError):
+    """A saved run's files do not match the current format; the message names the file and field."""
+
+
+@dataclass
+class RunResult:
+    """One run: every record, the typed summary and manifest, the client's loop-lag samples
+    ((perf_counter_ns, lag ns) pairs), where it was written, and whether SIGINT cut it short."""
+
+    records: list[RequestRecord]
+    summary: Summary
+    manifest: Manifest
+    loop_lag: list[tuple[int, int]]
+    out: Path | None = None
+    interrupted: bool = False
+
+
+@dataclass
+class Hooks:
+    """What a front end (the CLI's progress bar, a test, a capacity search) may observe while a run
+    goes: a target starting (with its request total when known), each record, each measured stage
+    starting, and notices (the metrics address, fallbacks)."""
+
+    on_target: Callable[[str, int | None], None] | None = None
+    on_record: Callable[[RequestRecord], None] | None = None
+    on_stage: Callable[[str, str], None] | None = None
+    notify: Callable[[str], None] = field(default=lambda _: None)
+
+
+def run(profile: Profile, out: Path | None = None, *, argv: Sequence[str] = (),
+        engine_builds: Sequence[dict[str, Any]] = (), hooks: Hooks | None = None, report: bool = True) -> RunResult:
+    """Run ``profile`` against its targets, write the run's files into ``out`` (default: the
+    profile's ``out``, else ``results/<timestamp>``) and return the result. Raises
+    ``RunSetupError`` before any request when the run cannot start."""
+    hooks = hooks or Hooks()
+    specs, counter = build_prompts(profile)
+    out = _output_folder(out or profile.out or Path("results") / time.strftime("%Y%m%d-%H%M%S"))
+    live = _start_exporter(profile, hooks) if profile.metrics.enabled else None
+    manifest = make_manifest(profile, specs, argv, engine_builds)
+    (out / MANIFEST_FILE).write_text(manifest.model_dump_json(indent=2) + "\n")
+    sink = JsonlSink(out / RECORDS_FILE)
+    loop = _new_event_loop()
+    try:
+        records, lags, interrupted = loop.run_until_complete(_run_targets(profile, specs, counter, sink, live, hooks))
+        if live is not None and profile.metrics.linger_s:
+            time.sleep(profile.metrics.linger_s)  # a last scrape sees the final counts
+    finally:
+        sink.close()
+        loop.close()
+        if live is not None:
+            live.close()
+    (out / LOOP_LAG_FILE).write_text("".join(f"[{t},{lag}]\n" for t, lag in lags))
+    summary = summarize_run(records, lags, manifest, profile)
+    result = RunResult(records, summary, manifest, lags, out, interrupted)
+    write_outputs(result, report=report)
+    return result
+
+
+def build_prompts(profile: Profile) -> tuple[list[RequestSpec], Counter | None]:
+    """The run's request specs, and the client-side token counter (None without a local tokenizer)."""
+    try:
+        tokenizer = LocalTokenizer(profile.prompts.tokenizer) if profile.prompts.tokenizer else None
+        context = PromptContext(seed=profile.seed, tokenizer=tokenizer, server_counter=_server_counter(profile))
+        return profile.prompts.build(context), tokenizer.count if tokenizer else None
+    except (PromptError, OSError) as exc:
+        raise RunSetupError(str(exc)) from exc
+
+
+def _server_counter(profile: Profile) -> Callable[[], Counter] | None:
+    """Token counting at the first target whose API has ``/tokenize``."""
+    for target in profile.targets:
+        if client_class(target.kind).has_tokenize:
+            return lambda t=target: server_counter(t.url, profile.model_for(t))
+    return None
+
+
+def _output_folder(out: Path) -> Path:
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise RunSetupError(f"cannot create the output folder {out}: {exc}") from exc
+    if (out / RECORDS_FILE).exists():
+        raise RunSetupError(f"{out / RECORDS_FILE} exists; choose another output folder (--out)")
+    return out
+
+
+def _start_exporter(profile: Profile, hooks: Hooks) -> LiveMetrics:
+    """Serve live metrics; the default port, when taken, falls back to a free one (an explicit port does not)."""
+    live = LiveMetrics(profile.name)
+    cfg = profile.metrics
+    try:
+        try:
+            port = live.serve(cfg.host, cfg.port)
+        except OSError:
+            if "port" in cfg.model_fields_set:
+                raise
+            port = live.serve(cfg.host, 0)
+            hooks.notify(f"warning: port {cfg.port} is taken; live metrics on port {port} instead")
+    except OSError as exc:
+        raise RunSetupError(f"cannot serve live metrics on {cfg.host}:{cfg.port} ({exc}); use --metrics-port 0 "
+                            "for any free port, or --no-metrics") from exc
+    hooks.notify(f"live metrics: http://{cfg.host}:{port}/metrics")
+    return live
+
+
+def _new_event_loop() -> asyncio.AbstractEventLoop:
+    try:
+        import uvloop
+
+        return uvloop.new_event_loop()
+    except ImportError:
+        return asyncio.new_event_loop()
+
+
+async def _run_targets(profile: Profile, specs: list[RequestSpec], counter: Counter | None, sink: JsonlSink,
+                       live: LiveMetrics | None,
+                       hooks: Hooks) -> tuple[list[RequestRecord], list[tuple[int, int]], bool]:
+    """Each target in turn, every stage; SIGINT/SIGTERM stop issuing and end the run after the drain."""
+    records: list[RequestRecord] = []
+    monitor = LoopLagMonitor(listener=live.loop_lag_sample if live else None)
+    monitor.start()
+    interrupted = False
+    stages = profile.resolved_stages()
+    total = sum(s.requests or 0 for s in stages) if all(s.requests for s in stages) else None
+    sinks: list[Callable[[RequestRecord], None]] = [sink, records.append]
+    sinks += [s for s in (live, hooks.on_record) if s is not None]
+    for target in profile.targets:
+        if hooks.on_target is not None:
+            hooks.on_target(target.name, total)
+        runner = _target_runner(profile, target, specs, counter, sinks, live, hooks)
+        with _stop_on_signals(runner):
+            await runner.client.start()
+            try:
+                await runner.run(stages, profile.warmup)
+            finally:
+                await runner.client.close()
+        if runner.stopped:
+            interrupted = True
+            break
+    await monitor.stop()
+    return records, monitor.samples, interrupted
+
+
+def _target_runner(profile: Profile, target: TargetConfig, specs: list[RequestSpec], counter: Counter | None,
+                   sinks: list[Callable[[RequestRecord], None]], live: LiveMetrics | None,
+                   hooks: Hooks) -> TargetRunner:
+    req = profile.request
+    options = ClientOptions(model=profile.model_for(target), timeout_s=req.timeout_s,
+                            stall_timeout_s=req.stall_timeout_s, temperature=req.temperature,
+                            ignore_eos=req.ignore_eos, extra_body=req.extra_body)
+    on_issue = (lambda stage, t=target.name, k=target.kind: live.issued(t, k, stage)) if live else None
+    return TargetRunner(target.name, make_client(target.kind, target.url, options), specs, sinks,
+                        seed=profile.seed, on_issue=on_issue, on_stage=hooks.on_stage,
+                        max_in_flight=profile.max_in_flight, drain_timeout_s=profile.drain_timeout_s,
+                        client_counter=counter, keep_output_text=profile.agreement is not None)
+
+
+class _stop_on_signals:
+    """SIGINT/SIGTERM ask the runner to stop (only possible on the main thread)."""
+
+    def __init__(self, runner: TargetRunner) -> None:
+        self.runner = runner
+        self.installed = threading.current_thread() is threading.main_thread()
+
+    def __enter__(self) -> None:
+        if self.installed:
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, self.runner.request_stop)
+
+    def __exit__(self, *_: object) -> None:
+        if self.installed:
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(sig)
+
+
+def summarize_run(records: Sequence[RequestRecord], lags: Sequence[tuple[int, int]], manifest: Manifest,
+                  profile: Profile | None = None) -> Summary:
+    """The typed summary, with the SLO, agreement reference and tokenizer of the run's profile."""
+    saved = profile.model_dump(mode="json") if profile is not None else manifest.profile
+    reference = (saved.get("agreement") or {}).get("reference")
+    tokenizer_dir = (saved.get("prompts") or {}).get("tokenizer")
+    tokenize = None
+    if reference and tokenizer_dir:
+        try:
+            tokenize = LocalTokenizer(Path(tokenizer_dir)).encode
+        except PromptError:
+            tokenize = None  # agreement falls back to characters, and says so in its ``unit``
+    return build_summary(records, lags, manifest, saved.get("slo") or {}, agreement_reference=reference,
+                         tokenize=tokenize)
+
+
+def write_outputs(result: RunResult, report: bool = True) -> None:
+    """summary.json, summary.csv, report.txt and (with ``report``) report.html into ``result.out``."""
+    assert result.out is not None
+    (result.out / SUMMARY_FILE).write_text(result.summary.to_json())
+    csv_render.write_csv(result.summary, result.out / CSV_FILE)
+    (result.out / TEXT_FILE).write_text(table_render.to_text(result.summary))
+    if report:
+        html_render.write(result.records, result.summary, result.loop_lag, result.out / REPORT_FILE)
+
+
+def load_run(path: Path, rebuild: bool = False) -> RunResult:
+    """A saved run. Every file is validated: a damaged or older one raises ``RunFormatError`` naming
+    the file and the field. ``rebuild``: return the summary computed again from the records (after
+    validating the saved summary.json, when there is one; a killed run has none)."""
+    path = Path(path)
+    if not (path / RECORDS_FILE).exists():
+        raise RunFormatError(f"no {RECORDS_FILE} in {path}")
+    manifest = _validated(path / MANIFEST_FILE, Manifest)
+    try:
+        records = list(read_records(path / RECORDS_FILE))
+        lags = [tuple(json.loads(line)) for line in _lines(path / LOOP_LAG_FILE)]
+    except ValueError as exc:
+        raise RunFormatError(str(exc)) from exc
+    saved = _validated(path / SUMMARY_FILE, Summary) if (path / SUMMARY_FILE).exists() else None
+    summary = saved if saved is not None and not rebuild else summarize_run(records, lags, manifest)  # type: ignore[arg-type]
+    return RunResult(records, summary, manifest, lags, path)  # type: ignore[arg-type]
+
+
+def _lines(path: Path) -> list[str]:
+    return [line for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
+
+
+def _validated(path: Path, model: Any) -> Any:
+    try:
+        return model.model_validate_json(path.read_text())
+    except FileNotFoundError as exc:
+        raise RunFormatError(f"{path} is missing") from exc
+    except ValidationError as exc:
+        problems = "; ".join(f"field {'.'.join(str(p) for p in e['loc']) or '(top level)'}: {e['msg']}"
+                             for e in exc.errors()[:5])
+        raise RunFormatError(f"{path}: {problems}") from exc

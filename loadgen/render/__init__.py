@@ -1,0 +1,4 @@
+"""Renderers of a run's typed summary: the one table (console, text, markdown, HTML), CSV, report.html.
+
+Each loops over the metric registry (``loadgen.metrics``), so a new metric needs no renderer change.
+"""

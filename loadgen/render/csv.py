@@ -1,0 +1,35 @@
+"""``summary.csv``: one row per target and stage (stage ``all`` = every stage together).
+
+Columns: target, stage, ok, failed, then ``<distribution>_<stat>`` for every registered
+distribution and ``CSV_STATS``, then every registered aggregate.
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+from typing import Any
+
+from loadgen import metrics as m
+from loadgen.summary import Summary
+
+CSV_STATS = ("mean", "p50", "p90", "p99", "max")
+
+
+def header() -> list[str]:
+    return ["target", "stage", "ok", "failed", *(f"{d.name}_{s}" for d in m.DISTRIBUTIONS for s in CSV_STATS),
+            *(a.name for a in m.AGGREGATES)]
+
+
+def write_csv(summary: Summary, path: Path) -> None:
+    with path.open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(header())
+        for target, block in summary.targets.items():
+            for stage, data in [("all", block), *block.stages.items()]:
+                row: list[Any] = [target, stage, data.requests.ok, data.requests.failed]
+                for d in m.DISTRIBUTIONS:
+                    s = data.stats(d.name)
+                    row += [getattr(s, stat) if s is not None else "" for stat in CSV_STATS]
+                row += [v if (v := data.value(a.name)) is not None else "" for a in m.AGGREGATES]
+                writer.writerow(row)

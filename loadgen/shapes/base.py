@@ -1,0 +1,67 @@
+"""What every load shape is: a stage with an end, and either a closed-loop width or arrival times.
+
+Why two questions and no type tests: the runner has exactly two ways to issue requests — keep
+N in flight (closed loop: the next request starts when one ends), or send each at its due
+time whatever the server does (open loop: latency from the intended time is immune to
+coordinated omission). A new shape answers one of them and needs no runner change.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+from typing import ClassVar
+
+from pydantic import Field, field_validator, model_validator
+
+from loadgen.basemodel import StrictModel
+from loadgen.registry import ARRIVALS
+
+
+class LoadShape(StrictModel):
+    """One stage of load; it ends after ``requests`` requests or ``duration_s`` seconds of issuing."""
+
+    type: str
+    name: str | None = None
+    requests: int | None = Field(default=None, ge=1)
+    duration_s: float | None = Field(default=None, gt=0)
+
+    # The field a ``sweep`` varies (``sweep: {type: rate, values: [1, 2]}``); None: not sweepable.
+    sweep_field: ClassVar[str | None] = None
+
+    @model_validator(mode="after")
+    def _ends(self) -> LoadShape:
+        if self.requests is None and self.duration_s is None:
+            raise ValueError("a stage needs `requests` or `duration_s`")
+        return self
+
+    def closed_loop_width(self) -> int | None:
+        """Requests kept in flight (closed loop), or None for an open loop."""
+        return None
+
+    def arrival_offsets(self, rng: random.Random) -> Iterator[float]:
+        """Open loop: seconds from the stage's start at which each request is due (first at 0)."""
+        raise NotImplementedError(f"{type(self).__name__} is a closed loop")
+
+    def default_label(self) -> str:
+        return self.type
+
+    @property
+    def label(self) -> str:
+        """The stage's name in records and the summary (``c16``, ``r2``, or the profile's ``name``)."""
+        return self.name or self.default_label()
+
+
+class OpenLoopShape(LoadShape):
+    """Open-loop stages: spacings come from an arrival process (``loadgen.arrivals``)."""
+
+    arrival: str = "poisson"
+    burstiness: float = Field(default=1.0, gt=0, description="gamma shape k: 1 is Poisson, <1 burstier")
+
+    @field_validator("arrival")
+    @classmethod
+    def _known_arrival(cls, name: str) -> str:
+        return ARRIVALS.check(name)
+
+    def spacings(self, rate: float, rng: random.Random) -> Iterator[float]:
+        return ARRIVALS.get(self.arrival).spacings(rate, self.burstiness, rng)

@@ -1,0 +1,5 @@
+"""Prompt sources: one module per source, registered in ``loadgen.registry.SOURCES``.
+
+A profile's ``prompts`` section is one source's pydantic model, told apart by ``source``
+(a discriminated union in ``loadgen.config``); ``synthetic`` when not given.
+"""

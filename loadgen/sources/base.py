@@ -1,0 +1,49 @@
+"""What every prompt source is: a profile section that builds the run's request specs.
+
+Why a context object: sources need different helpers (exact token counts, a seed, a server
+that can tokenize), and the run decides which exist; a source takes what it needs from the
+context and fails with a ``PromptError`` that says what to give when something is missing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from pydantic import Field
+
+from loadgen.basemodel import StrictModel
+from loadgen.clients.base import RequestSpec
+from loadgen.tokens import Counter, LocalTokenizer
+
+
+@dataclass(frozen=True)
+class PromptContext:
+    """What a source may use: the run's seed, the local tokenizer (when the profile names one),
+    and a token counter over a target's ``/tokenize`` (when a target's API has one)."""
+
+    seed: int
+    tokenizer: LocalTokenizer | None
+    server_counter: Callable[[], Counter] | None = None
+
+
+class PromptSource(StrictModel):
+    source: str
+    output_tokens: int = Field(default=64, ge=1)
+    count: int = Field(default=256, ge=1, description="distinct prompts, reused in order")
+    tokenizer: Path | None = Field(default=None, description="model folder with tokenizer.json (exact counts)")
+
+    def build(self, context: PromptContext) -> list[RequestSpec]:
+        raise NotImplementedError
+
+
+def dataset_hash(specs: Sequence[RequestSpec]) -> str:
+    """A short fingerprint of the prompts and output lengths, kept in the manifest: two runs
+    with the same hash sent the same requests."""
+    digest = hashlib.sha256()
+    for spec in specs:
+        digest.update(spec.prompt.encode())
+        digest.update(str(spec.max_tokens).encode())
+    return digest.hexdigest()[:16]

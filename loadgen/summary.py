@@ -1,0 +1,141 @@
+"""``summary.json`` as typed models, and how it is built from records.
+
+Layout (unchanged since the first release; fields are added, never renamed)::
+
+    {"manifest": {...},
+     "targets": {NAME: {<metrics over all stages>, "stages": {STAGE: {<metrics>}},
+                        "agreement": {...} | null (only on targets compared with a reference)}}}
+
+<metrics> is ``requests`` ({ok, failed, by_error}) plus one field per registered metric
+(``loadgen.metrics.DISTRIBUTIONS``: ``Stats`` or null; ``AGGREGATES``: a number or null), so
+the model follows the registry. Every number comes from ``loadgen.metrics`` applied to the
+records, so ``loadgen report DIR`` rebuilds exactly what the run printed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, create_model
+
+from loadgen import metrics as m
+from loadgen.agreement import Agreement, Tokenize, agreement
+from loadgen.record import RequestRecord
+
+
+class RequestCounts(BaseModel):
+    ok: int
+    failed: int
+    by_error: dict[str, int]
+
+
+class _Metrics(BaseModel):
+    """Base of ``MetricsBlock``: the request counts, and access to metrics by registered name."""
+
+    model_config = ConfigDict(extra="forbid")
+    requests: RequestCounts
+
+    def stats(self, name: str) -> m.Stats | None:
+        return getattr(self, name)  # type: ignore[no-any-return]
+
+    def value(self, name: str) -> float | None:
+        return getattr(self, name)  # type: ignore[no-any-return]
+
+
+MetricsBlock: type[_Metrics] = create_model(  # type: ignore[call-overload]
+    "MetricsBlock", __base__=_Metrics,
+    **{d.name: (m.Stats | None, None) for d in m.DISTRIBUTIONS},
+    **{a.name: (float | None, None) for a in m.AGGREGATES},
+)
+
+
+class TargetSummary(MetricsBlock):  # type: ignore[valid-type,misc]
+    stages: dict[str, MetricsBlock] = Field(default_factory=dict)  # type: ignore[valid-type]
+    agreement: Agreement | None = None  # absent on the reference target; null when nothing could be paired
+
+
+class Host(BaseModel):
+    hostname: str
+    platform: str
+    cpus: int | None
+
+
+class Clock(BaseModel):
+    """Records hold ``perf_counter_ns`` of the run's process; this pair maps them to wall time."""
+
+    perf_counter_ns: int
+    unix_ns: int
+
+
+class Manifest(BaseModel):
+    """``manifest.json``: everything needed to know what a run did and to repeat it."""
+
+    model_config = ConfigDict(extra="allow")
+    versions: dict[str, str]
+    profile: dict[str, Any]
+    targets: list[dict[str, Any]]
+    seed: int
+    dataset_hash: str
+    prompts: int
+    host: Host
+    started_at: str
+    command: list[str]
+    clock: Clock
+    engine_builds: list[dict[str, Any]] = Field(default_factory=list)
+
+
+class Summary(BaseModel):
+    manifest: Manifest
+    targets: dict[str, TargetSummary]
+
+    def to_json(self) -> str:
+        # exclude_unset keeps "agreement" off the reference target, as the first release wrote it.
+        return self.model_dump_json(indent=2, exclude_unset=True) + "\n"
+
+
+def summarize(records: Sequence[RequestRecord], loop_lags_ms: Sequence[float],
+              slo: dict[str, float | None]) -> _Metrics:
+    """The metrics block for one set of records (warm-up requests are dropped here)."""
+    records = m.measured(records)
+    ok = sum(1 for r in records if r.ok)
+    values: dict[str, Any] = {
+        "requests": RequestCounts(ok=ok, failed=len(records) - ok, by_error=m.errors_by_class(records))}
+    for d in m.DISTRIBUTIONS:
+        if d.samples is None:
+            s = m.stats(loop_lags_ms)
+        else:
+            s = m.stats(v for r in m.ok_or_all(records, d.ok_only) for v in d.samples(r))
+        values[d.name] = s.rounded() if s is not None else None
+    for a in m.AGGREGATES:
+        value = a.compute(records, slo)
+        values[a.name] = round(value, 3) if value is not None else None
+    return MetricsBlock(**values)
+
+
+def build_summary(records: Sequence[RequestRecord], loop_lag: Sequence[tuple[int, int]], manifest: Manifest,
+                  slo: dict[str, float | None], agreement_reference: str | None = None,
+                  tokenize: Tokenize | None = None) -> Summary:
+    """Per target, over all stages and per stage. ``loop_lag``: (perf_counter_ns, lag ns) samples,
+    attributed to a target/stage by the window its records span."""
+    targets: dict[str, TargetSummary] = {}
+    for target in dict.fromkeys(r.target for r in records):
+        mine = [r for r in records if r.target == target and not r.warmup]
+        block = summarize(mine, lags_within(mine, loop_lag), slo)
+        stages = {}
+        for stage in sorted({r.stage for r in mine}):
+            in_stage = [r for r in mine if r.stage == stage]
+            stages[in_stage[0].stage_name] = summarize(in_stage, lags_within(in_stage, loop_lag), slo)
+        summary = TargetSummary(**dict(block), stages=stages)
+        if agreement_reference is not None and target != agreement_reference:
+            summary.agreement = agreement(records, agreement_reference, target, tokenize)
+        targets[target] = summary
+    return Summary(manifest=manifest, targets=targets)
+
+
+def lags_within(records: Sequence[RequestRecord], loop_lag: Sequence[tuple[int, int]]) -> list[float]:
+    """Loop-lag samples (ms) taken while these records were in flight."""
+    if not records:
+        return []
+    start, end = min(r.sent_ns for r in records), max(r.end_ns for r in records)
+    return [lag / 1e6 for t, lag in loop_lag if start <= t <= end]
