@@ -182,31 +182,9 @@ class Connection:
             state = self._state
             buf = self._buf
             if state == _CHUNK_SIZE:
-                # Fast path: whole chunks (size line, data, CRLF) already in the buffer.
-                while True:
-                    end = buf.find(b"\r\n")
-                    if end < 0:
-                        self._buf = buf
-                        return
-                    try:
-                        size = int(buf[:end], 16)
-                    except ValueError:
-                        size = _chunk_size(buf[:end])
-                    start = end + 2
-                    if size == 0:
-                        self._buf = buf[start:]
-                        self._state = _TRAILER
-                        break
-                    stop = start + size
-                    if len(buf) >= stop + 2 and buf[stop:stop + 2] == b"\r\n":
-                        handler.on_body(buf[start:stop], now)
-                        buf = buf[stop + 2:]
-                        continue
-                    self._buf = buf[start:]
-                    self._remaining = size
-                    self._state = _CHUNK_DATA
-                    break
-            elif state == _CHUNK_DATA:
+                if not self._whole_chunks(buf, handler, now):
+                    return
+            elif state == _CHUNK_DATA or state == _LENGTH:
                 if not buf:
                     return
                 take = buf[: self._remaining]
@@ -214,6 +192,9 @@ class Connection:
                 self._buf = buf[len(take):]
                 handler.on_body(take, now)
                 if self._remaining == 0:
+                    if state == _LENGTH:
+                        self._finish()
+                        return
                     self._state = _CHUNK_END
             elif state == _CHUNK_END:
                 if len(buf) < 2:
@@ -228,16 +209,6 @@ class Connection:
                     return
                 self._buf = buf[end + 2:]
                 if end == 0:  # the empty line that ends the trailer
-                    self._finish()
-                    return
-            elif state == _LENGTH:
-                if not buf:
-                    return
-                take = buf[: self._remaining]
-                self._remaining -= len(take)
-                self._buf = buf[len(take):]
-                handler.on_body(take, now)
-                if self._remaining == 0:
                     self._finish()
                     return
             elif state == _UNTIL_CLOSE:
@@ -255,6 +226,33 @@ class Connection:
                 self._read_head(buf[:end], now)
             else:
                 return
+
+    def _whole_chunks(self, buf: bytes, handler: ResponseHandler, now: int) -> bool:
+        """Fast path: hand over every whole chunk (size line, data, CRLF) in the buffer. False when
+        the rest needs more bytes; True when the state moved on (a partial chunk, or the last chunk)."""
+        while True:
+            end = buf.find(b"\r\n")
+            if end < 0:
+                self._buf = buf
+                return False
+            try:
+                size = int(buf[:end], 16)
+            except ValueError:
+                size = _chunk_size(buf[:end])
+            start = end + 2
+            if size == 0:
+                self._buf = buf[start:]
+                self._state = _TRAILER
+                return True
+            stop = start + size
+            if len(buf) >= stop + 2 and buf[stop:stop + 2] == b"\r\n":
+                handler.on_body(buf[start:stop], now)
+                buf = buf[stop + 2:]
+                continue
+            self._buf = buf[start:]
+            self._remaining = size
+            self._state = _CHUNK_DATA
+            return True
 
     def _read_head(self, head: bytes, now: int) -> None:
         lines = head.decode("latin-1").split("\r\n")
