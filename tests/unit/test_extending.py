@@ -135,7 +135,8 @@ def test_an_arrival_process_is_one_new_file(tmp_path: Path, mock: str) -> None:
                                         sorted(r["intended_ns"] for r in records)[1:], strict=False))
     assert gaps[-1] <= 2 / 100 * 1e9 + 1  # uniform on [0, 2/rate]: no gap beyond twice the mean
     # The CLI offers it too, with no change to the CLI.
-    choices = run_python(root, "import json; from loadgen.registry import ARRIVALS; print(json.dumps(ARRIVALS.names()))")
+    names = "import json; from loadgen.registry import ARRIVALS; print(json.dumps(ARRIVALS.names()))"
+    choices = run_python(root, names)
     assert "uniform" in choices  # type: ignore[operator]
 
 
