@@ -94,9 +94,9 @@ def run(profile: Profile, out: Path | None = None, *, argv: Sequence[str] = (),
     hooks = hooks or Hooks()
     specs, counter = build_prompts(profile)
     out = _output_folder(out or profile.out or Path("results") / time.strftime("%Y%m%d-%H%M%S"))
-    live = _start_exporter(profile, hooks) if profile.metrics.enabled else None
     manifest = make_manifest(profile, specs, argv, engine_builds)
     (out / MANIFEST_FILE).write_text(manifest.model_dump_json(indent=2) + "\n")
+    live = _start_exporter(profile, hooks) if profile.metrics.enabled else None
     sink = JsonlSink(out / RECORDS_FILE)
     loop = _new_event_loop()
     try:
