@@ -54,7 +54,7 @@ class RepositorySettings(BaseModel):
 
 
 @dataclass(frozen=True)
-class T:
+class TensorSpec:
     """One tensor of a config: name, Triton data type, dims, and whether a request may leave it out."""
 
     name: str
@@ -79,68 +79,68 @@ class T:
 
 # What clients send (the TensorRT-LLM ensemble/BLS interface; text generation only).
 CLIENT_INPUTS = (
-    T("text_input", "TYPE_STRING"),
-    T("max_tokens", "TYPE_INT32"),
-    T("stream", "TYPE_BOOL", optional=True),
-    T("exclude_input_in_output", "TYPE_BOOL", optional=True),
-    T("temperature", "TYPE_FP32", optional=True),
-    T("top_k", "TYPE_INT32", optional=True),
-    T("top_p", "TYPE_FP32", optional=True),
-    T("min_tokens", "TYPE_INT32", optional=True),
-    T("seed", "TYPE_UINT64", optional=True),
-    T("repetition_penalty", "TYPE_FP32", optional=True),
-    T("presence_penalty", "TYPE_FP32", optional=True),
-    T("frequency_penalty", "TYPE_FP32", optional=True),
-    T("end_id", "TYPE_INT32", optional=True),
-    T("pad_id", "TYPE_INT32", optional=True),
-    T("stop_words", "TYPE_STRING", (-1,), optional=True),
-    T("bad_words", "TYPE_STRING", (-1,), optional=True),
+    TensorSpec("text_input", "TYPE_STRING"),
+    TensorSpec("max_tokens", "TYPE_INT32"),
+    TensorSpec("stream", "TYPE_BOOL", optional=True),
+    TensorSpec("exclude_input_in_output", "TYPE_BOOL", optional=True),
+    TensorSpec("temperature", "TYPE_FP32", optional=True),
+    TensorSpec("top_k", "TYPE_INT32", optional=True),
+    TensorSpec("top_p", "TYPE_FP32", optional=True),
+    TensorSpec("min_tokens", "TYPE_INT32", optional=True),
+    TensorSpec("seed", "TYPE_UINT64", optional=True),
+    TensorSpec("repetition_penalty", "TYPE_FP32", optional=True),
+    TensorSpec("presence_penalty", "TYPE_FP32", optional=True),
+    TensorSpec("frequency_penalty", "TYPE_FP32", optional=True),
+    TensorSpec("end_id", "TYPE_INT32", optional=True),
+    TensorSpec("pad_id", "TYPE_INT32", optional=True),
+    TensorSpec("stop_words", "TYPE_STRING", (-1,), optional=True),
+    TensorSpec("bad_words", "TYPE_STRING", (-1,), optional=True),
 )
-CLIENT_OUTPUTS = (T("text_output", "TYPE_STRING", (-1,)),)
+CLIENT_OUTPUTS = (TensorSpec("text_output", "TYPE_STRING", (-1,)),)
 
 PRE_INPUTS = (
-    T("QUERY", "TYPE_STRING"),
-    T("REQUEST_OUTPUT_LEN", "TYPE_INT32"),
-    T("END_ID", "TYPE_INT32", optional=True),
-    T("PAD_ID", "TYPE_INT32", optional=True),
-    T("STOP_WORDS_DICT", "TYPE_STRING", (-1,), optional=True),
-    T("BAD_WORDS_DICT", "TYPE_STRING", (-1,), optional=True),
+    TensorSpec("QUERY", "TYPE_STRING"),
+    TensorSpec("REQUEST_OUTPUT_LEN", "TYPE_INT32"),
+    TensorSpec("END_ID", "TYPE_INT32", optional=True),
+    TensorSpec("PAD_ID", "TYPE_INT32", optional=True),
+    TensorSpec("STOP_WORDS_DICT", "TYPE_STRING", (-1,), optional=True),
+    TensorSpec("BAD_WORDS_DICT", "TYPE_STRING", (-1,), optional=True),
 )
 PRE_OUTPUTS = (
-    T("INPUT_ID", "TYPE_INT32", (-1,)),
-    T("REQUEST_INPUT_LEN", "TYPE_INT32"),
-    T("REQUEST_OUTPUT_LEN", "TYPE_INT32"),
-    T("OUT_END_ID", "TYPE_INT32"),
-    T("OUT_PAD_ID", "TYPE_INT32"),
-    T("STOP_WORDS_IDS", "TYPE_INT32", (2, -1)),
-    T("BAD_WORDS_IDS", "TYPE_INT32", (2, -1)),
+    TensorSpec("INPUT_ID", "TYPE_INT32", (-1,)),
+    TensorSpec("REQUEST_INPUT_LEN", "TYPE_INT32"),
+    TensorSpec("REQUEST_OUTPUT_LEN", "TYPE_INT32"),
+    TensorSpec("OUT_END_ID", "TYPE_INT32"),
+    TensorSpec("OUT_PAD_ID", "TYPE_INT32"),
+    TensorSpec("STOP_WORDS_IDS", "TYPE_INT32", (2, -1)),
+    TensorSpec("BAD_WORDS_IDS", "TYPE_INT32", (2, -1)),
 )
 
 # The C++ backend's inputs this repository uses (names, types and dims of TensorRT-LLM 1.x).
 TRTLLM_INPUTS = (
-    T("input_ids", "TYPE_INT32", (-1,), optional=True, ragged=True),
-    T("input_lengths", "TYPE_INT32", scalar=True),
-    T("request_output_len", "TYPE_INT32", scalar=True),
-    T("end_id", "TYPE_INT32", scalar=True, optional=True),
-    T("pad_id", "TYPE_INT32", scalar=True, optional=True),
-    T("stop_words_list", "TYPE_INT32", (2, -1), optional=True, ragged=True),
-    T("bad_words_list", "TYPE_INT32", (2, -1), optional=True, ragged=True),
-    T("streaming", "TYPE_BOOL", scalar=True, optional=True),
-    T("exclude_input_in_output", "TYPE_BOOL", scalar=True, optional=True),
-    T("temperature", "TYPE_FP32", scalar=True, optional=True),
-    T("runtime_top_k", "TYPE_INT32", scalar=True, optional=True),
-    T("runtime_top_p", "TYPE_FP32", scalar=True, optional=True),
-    T("min_tokens", "TYPE_INT32", scalar=True, optional=True),
-    T("seed", "TYPE_UINT64", scalar=True, optional=True),
-    T("repetition_penalty", "TYPE_FP32", scalar=True, optional=True),
-    T("presence_penalty", "TYPE_FP32", scalar=True, optional=True),
-    T("frequency_penalty", "TYPE_FP32", scalar=True, optional=True),
+    TensorSpec("input_ids", "TYPE_INT32", (-1,), optional=True, ragged=True),
+    TensorSpec("input_lengths", "TYPE_INT32", scalar=True),
+    TensorSpec("request_output_len", "TYPE_INT32", scalar=True),
+    TensorSpec("end_id", "TYPE_INT32", scalar=True, optional=True),
+    TensorSpec("pad_id", "TYPE_INT32", scalar=True, optional=True),
+    TensorSpec("stop_words_list", "TYPE_INT32", (2, -1), optional=True, ragged=True),
+    TensorSpec("bad_words_list", "TYPE_INT32", (2, -1), optional=True, ragged=True),
+    TensorSpec("streaming", "TYPE_BOOL", scalar=True, optional=True),
+    TensorSpec("exclude_input_in_output", "TYPE_BOOL", scalar=True, optional=True),
+    TensorSpec("temperature", "TYPE_FP32", scalar=True, optional=True),
+    TensorSpec("runtime_top_k", "TYPE_INT32", scalar=True, optional=True),
+    TensorSpec("runtime_top_p", "TYPE_FP32", scalar=True, optional=True),
+    TensorSpec("min_tokens", "TYPE_INT32", scalar=True, optional=True),
+    TensorSpec("seed", "TYPE_UINT64", scalar=True, optional=True),
+    TensorSpec("repetition_penalty", "TYPE_FP32", scalar=True, optional=True),
+    TensorSpec("presence_penalty", "TYPE_FP32", scalar=True, optional=True),
+    TensorSpec("frequency_penalty", "TYPE_FP32", scalar=True, optional=True),
 )
 # The backend refuses a request that does not ask for both.
-TRTLLM_OUTPUTS = (T("output_ids", "TYPE_INT32", (-1, -1)), T("sequence_length", "TYPE_INT32", (-1,)))
+TRTLLM_OUTPUTS = (TensorSpec("output_ids", "TYPE_INT32", (-1, -1)), TensorSpec("sequence_length", "TYPE_INT32", (-1,)))
 
-POST_INPUTS = (T("TOKENS_BATCH", "TYPE_INT32", (-1, -1)), T("SEQUENCE_LENGTH", "TYPE_INT32", (-1,)))
-POST_OUTPUTS = (T("OUTPUT", "TYPE_STRING", (-1,)),)
+POST_INPUTS = (TensorSpec("TOKENS_BATCH", "TYPE_INT32", (-1, -1)), TensorSpec("SEQUENCE_LENGTH", "TYPE_INT32", (-1,)))
+POST_OUTPUTS = (TensorSpec("OUTPUT", "TYPE_STRING", (-1,)),)
 
 # Ensemble wiring: (composing model, {its input: ensemble tensor}, {its output: ensemble tensor}).
 ENSEMBLE_STEPS: tuple[tuple[str, dict[str, str], dict[str, str]], ...] = (
@@ -166,7 +166,7 @@ ENSEMBLE_STEPS: tuple[tuple[str, dict[str, str], dict[str, str]], ...] = (
 
 # -- rendering ------------------------------------------------------------------------------------
 
-def _tensors(kind: str, tensors: tuple[T, ...]) -> str:
+def _tensors(kind: str, tensors: tuple[TensorSpec, ...]) -> str:
     return f"{kind} [\n" + ",\n".join(t.pbtxt() for t in tensors) + "\n]\n"
 
 
@@ -190,7 +190,7 @@ def render_configs(s: RepositorySettings) -> dict[str, str]:
     cpu = lambda n: f"instance_group [ {{ count: {n}, kind: KIND_CPU }} ]\n"  # noqa: E731
     tokenizer = {"tokenizer_dir": str(s.tokenizer_dir)}
 
-    def tokenizer_model(name: str, what: str, inputs: tuple[T, ...], outputs: tuple[T, ...],
+    def tokenizer_model(name: str, what: str, inputs: tuple[TensorSpec, ...], outputs: tuple[TensorSpec, ...],
                         params: dict[str, str]) -> str:
         """preprocessing / postprocessing: a batched python model reading the tokenizer."""
         return (f"# {what} (engines/trtllm/models/{name}.py).\n"

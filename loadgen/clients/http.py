@@ -184,7 +184,7 @@ class Connection:
             if state == _CHUNK_SIZE:
                 if not self._whole_chunks(buf, handler, now):
                     return
-            elif state == _CHUNK_DATA or state == _LENGTH:
+            elif state in (_CHUNK_DATA, _LENGTH):
                 if not buf:
                     return
                 take = buf[: self._remaining]

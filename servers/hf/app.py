@@ -35,7 +35,8 @@ from servers.hf.protocol import (
     TokenizeRequest,
 )
 from servers.hf.runner import ModelRunner
-from servers.hf.scheduler import QueueFull, Scheduler, make_scheduler
+from servers.hf.scheduler import make_scheduler
+from servers.hf.scheduler_base import QueueFull, Scheduler
 from servers.hf.sequence import Event, FinishEvent, SamplingParams, Sequence, TokenEvent
 from servers.hf.streaming import SSE_DONE, ClientDisconnected, SSEResponse, sse_event, unless_disconnected
 
@@ -46,9 +47,9 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
-class Engine:
-    """Glue between HTTP handlers and the scheduler: validation that needs the tokenizer,
-    sequence creation, and turning a sequence's events into responses."""
+class OpenAIServing:
+    """The OpenAI serving layer: glue between HTTP handlers and the scheduler — validation that
+    needs the tokenizer, sequence creation, and turning a sequence's events into responses."""
 
     def __init__(self, config: ServerConfig, runner: ModelRunner) -> None:
         self.config = config
@@ -144,12 +145,12 @@ def _stream_error(message: str) -> bytes:
                                        "param": None, "code": "internal_error"}}))
 
 
-async def _respond(engine: Engine, request: Request, seq: Sequence, queue: asyncio.Queue[Event],
+async def _respond(serving: OpenAIServing, request: Request, seq: Sequence, queue: asyncio.Queue[Event],
                    req: CompletionRequest | ChatCompletionRequest, chat: bool) -> Response:
     stream, include_usage, continuous_usage = req.stream, req.include_usage, req.continuous_usage
     created = int(time.time())
     base = {"id": seq.request_id, "object": "chat.completion.chunk" if chat else "text_completion",
-            "created": created, "model": engine.served_model_name}
+            "created": created, "model": serving.served_model_name}
 
     def choice(text: str, finish_reason: str | None) -> dict[str, Any]:
         if chat:
@@ -174,10 +175,10 @@ async def _respond(engine: Engine, request: Request, seq: Sequence, queue: async
                                       "total_tokens": prompt + event.completion_tokens}
                 yield sse_event(_dumps(chunk))
             if include_usage and seq.finish_reason in ("stop", "length"):
-                yield sse_event(_dumps({**base, "choices": [], "usage": engine.usage(seq)}))
+                yield sse_event(_dumps({**base, "choices": [], "usage": serving.usage(seq)}))
             yield SSE_DONE
 
-        return SSEResponse(body(), on_disconnect=lambda: engine.scheduler.cancel(seq))
+        return SSEResponse(body(), on_disconnect=lambda: serving.scheduler.cancel(seq))
 
     async def collect() -> list[TokenEvent | FinishEvent]:
         return [event async for event in _events(queue)]
@@ -185,7 +186,7 @@ async def _respond(engine: Engine, request: Request, seq: Sequence, queue: async
     try:
         events = await unless_disconnected(request, collect())
     except ClientDisconnected:
-        engine.scheduler.cancel(seq)
+        serving.scheduler.cancel(seq)
         return Response(status_code=499)
     last = events[-1]
     if isinstance(last, FinishEvent):
@@ -200,26 +201,26 @@ async def _respond(engine: Engine, request: Request, seq: Sequence, queue: async
         result_choice = {"index": 0, "text": text, "logprobs": None, "finish_reason": seq.finish_reason}
         obj = "text_completion"
     return JSONResponse({"id": seq.request_id, "object": obj, "created": created,
-                         "model": engine.served_model_name, "choices": [result_choice],
-                         "usage": engine.usage(seq)})
+                         "model": serving.served_model_name, "choices": [result_choice],
+                         "usage": serving.usage(seq)})
 
 
 def create_app(config: ServerConfig, runner: ModelRunner | None = None) -> FastAPI:
     """Build the app; the model is loaded here unless a runner is passed (tests share one)."""
-    engine = Engine(config, runner or ModelRunner(config.model, config.device, config.dtype,
-                                                  config.max_model_len))
+    serving = OpenAIServing(config, runner or ModelRunner(config.model, config.device, config.dtype,
+                                                          config.max_model_len))
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        await engine.scheduler.start()
+        await serving.scheduler.start()
         try:
             yield
         finally:
-            await engine.scheduler.stop()
+            await serving.scheduler.stop()
 
     app = FastAPI(title="HF baseline server (llm-serving-rig)", version="0.1.0", lifespan=lifespan)
-    app.state.engine = engine
-    errors.install_handlers(app, on_client_error=engine.metrics.on_client_error)
+    app.state.serving = serving
+    errors.install_handlers(app, on_client_error=serving.metrics.on_client_error)
 
     @app.get("/health")
     async def health() -> dict[str, str]:
@@ -227,41 +228,41 @@ def create_app(config: ServerConfig, runner: ModelRunner | None = None) -> FastA
 
     @app.get("/metrics")
     async def metrics() -> Response:
-        return Response(generate_latest(engine.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+        return Response(generate_latest(serving.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/v1/models", response_model=ModelList)
     async def models() -> ModelList:
-        return ModelList(data=[ModelCard(id=engine.served_model_name, max_model_len=engine.runner.max_model_len)])
+        return ModelList(data=[ModelCard(id=serving.served_model_name, max_model_len=serving.runner.max_model_len)])
 
     @app.post("/v1/completions", responses=ERROR_RESPONSES)
     async def completions(req: CompletionRequest, request: Request) -> Response:
-        engine.check_model(req.model)
-        prompt_ids = engine.completion_prompt(req)
-        params = engine.sampling_params(req, len(prompt_ids), COMPLETIONS_DEFAULT_MAX_TOKENS)
-        seq, queue = engine.submit(prompt_ids, params, "cmpl")
-        return await _respond(engine, request, seq, queue, req, chat=False)
+        serving.check_model(req.model)
+        prompt_ids = serving.completion_prompt(req)
+        params = serving.sampling_params(req, len(prompt_ids), COMPLETIONS_DEFAULT_MAX_TOKENS)
+        seq, queue = serving.submit(prompt_ids, params, "cmpl")
+        return await _respond(serving, request, seq, queue, req, chat=False)
 
     @app.post("/v1/chat/completions", responses=ERROR_RESPONSES)
     async def chat_completions(req: ChatCompletionRequest, request: Request) -> Response:
-        engine.check_model(req.model)
-        prompt_ids = engine.chat_prompt(req.messages)
-        params = engine.sampling_params(req, len(prompt_ids), None)
-        seq, queue = engine.submit(prompt_ids, params, "chatcmpl")
-        return await _respond(engine, request, seq, queue, req, chat=True)
+        serving.check_model(req.model)
+        prompt_ids = serving.chat_prompt(req.messages)
+        params = serving.sampling_params(req, len(prompt_ids), None)
+        seq, queue = serving.submit(prompt_ids, params, "chatcmpl")
+        return await _respond(serving, request, seq, queue, req, chat=True)
 
     @app.post("/tokenize", responses=ERROR_RESPONSES)
     async def tokenize(req: TokenizeRequest) -> dict[str, Any]:
         """vLLM-compatible: lets a client count tokens exactly as this server does."""
         if req.model is not None:
-            engine.check_model(req.model)
+            serving.check_model(req.model)
         if req.messages is not None:
-            tokens = engine.chat_prompt(req.messages)
+            tokens = serving.chat_prompt(req.messages)
         elif req.prompt is not None:
-            tokens = engine.runner.encode(req.prompt) if req.add_special_tokens else list(
-                engine.runner.tokenizer(req.prompt, add_special_tokens=False)["input_ids"])
+            tokens = serving.runner.encode(req.prompt) if req.add_special_tokens else list(
+                serving.runner.tokenizer(req.prompt, add_special_tokens=False)["input_ids"])
         else:
             raise errors.bad_request("Send either `prompt` or `messages`.", "prompt")
-        return {"count": len(tokens), "max_model_len": engine.runner.max_model_len, "tokens": tokens}
+        return {"count": len(tokens), "max_model_len": serving.runner.max_model_len, "tokens": tokens}
 
     return app
 

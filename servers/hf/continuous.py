@@ -32,7 +32,7 @@ import torch
 from servers.hf.kv_cache import BatchKVCache, TokenBudget
 from servers.hf.metrics import ServerMetrics
 from servers.hf.runner import ModelRunner
-from servers.hf.scheduler import QueueFull
+from servers.hf.scheduler_base import QueueFull
 from servers.hf.sequence import Sequence
 
 log = logging.getLogger(__name__)

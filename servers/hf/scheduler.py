@@ -17,28 +17,16 @@ import logging
 import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
-from typing import Protocol
 
+from servers.hf.continuous import ContinuousScheduler
 from servers.hf.metrics import ServerMetrics
 from servers.hf.runner import ModelRunner
+from servers.hf.scheduler_base import QueueFull, Scheduler
 from servers.hf.sequence import Sequence
 
 log = logging.getLogger(__name__)
 
 SCHEDULERS = ("naive", "continuous")
-
-
-class QueueFull(Exception):
-    def __init__(self, limit: int) -> None:
-        super().__init__(f"queue full ({limit} waiting)")
-        self.limit = limit
-
-
-class Scheduler(Protocol):
-    async def start(self) -> None: ...
-    async def stop(self) -> None: ...
-    def submit(self, seq: Sequence) -> None: ...
-    def cancel(self, seq: Sequence) -> None: ...
 
 
 class NaiveScheduler:
@@ -156,8 +144,6 @@ def make_scheduler(name: str, runner: ModelRunner, metrics: ServerMetrics, max_q
     if name == "naive":
         return NaiveScheduler(runner, metrics, max_queue)
     if name == "continuous":
-        from servers.hf.continuous import ContinuousScheduler
-
         return ContinuousScheduler(runner, metrics, max_queue, max_num_seqs,
                                    kv_cache_tokens or default_kv_cache_tokens(max_num_seqs, runner.max_model_len))
     raise ValueError(f"unknown scheduler {name!r}; choose one of {SCHEDULERS}")
