@@ -270,16 +270,30 @@ def load_run(path: Path, rebuild: bool = False) -> RunResult:
     manifest = _validated(path / MANIFEST_FILE, Manifest)
     try:
         records = list(read_records(path / RECORDS_FILE))
-        lags = [tuple(json.loads(line)) for line in _lines(path / LOOP_LAG_FILE)]
     except ValueError as exc:
         raise RunFormatError(str(exc)) from exc
+    lags = _loop_lag(path / LOOP_LAG_FILE)
     saved = _validated(path / SUMMARY_FILE, Summary) if (path / SUMMARY_FILE).exists() else None
     summary = saved if saved is not None and not rebuild else summarize_run(records, lags, manifest)  # type: ignore[arg-type]
     return RunResult(records, summary, manifest, lags, path)  # type: ignore[arg-type]
 
 
-def _lines(path: Path) -> list[str]:
-    return [line for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
+def _loop_lag(path: Path) -> list[tuple[int, int]]:
+    """loop_lag.jsonl: one ``[perf_counter_ns, lag ns]`` pair a line (absent: no samples)."""
+    if not path.exists():
+        return []
+    lags = []
+    for number, line in enumerate(path.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            t, lag = json.loads(line)
+            if not (isinstance(t, int) and isinstance(lag, int)):
+                raise ValueError("not two integers")
+        except (ValueError, TypeError) as exc:
+            raise RunFormatError(f"{path}:{number}: not a [perf_counter_ns, lag_ns] pair: {exc}") from exc
+        lags.append((t, lag))
+    return lags
 
 
 def _validated(path: Path, model: Any) -> Any:

@@ -51,15 +51,18 @@ def _union(registry: Registry[Any], tag: str) -> Any:
     return Annotated[Union[tuple(classes)], Field(discriminator=tag)]  # noqa: UP007 (a runtime tuple of classes)
 
 
-def _default_source(data: Any) -> Any:
-    """``prompts`` without ``source`` means synthetic prompts (the default before sources had names)."""
-    if isinstance(data, dict) and "source" not in data:
-        return {**data, "source": "synthetic"}
-    return data
+def _tag_default(tag: str, value: str) -> BeforeValidator:
+    """A section without its tag takes ``value``: a stage without ``type`` is a concurrency stage,
+    ``prompts`` without ``source`` synthetic (the defaults from before plug-ins had names)."""
+
+    def fill(data: Any) -> Any:
+        return {**data, tag: value} if isinstance(data, dict) and tag not in data else data
+
+    return BeforeValidator(fill)
 
 
-LoadStage = _union(SHAPES, "type")
-PromptConfig = Annotated[_union(SOURCES, "source"), BeforeValidator(_default_source)]
+LoadStage = Annotated[_union(SHAPES, "type"), _tag_default("type", "concurrency")]
+PromptConfig = Annotated[_union(SOURCES, "source"), _tag_default("source", "synthetic")]
 
 
 class SweepConfig(StrictModel):

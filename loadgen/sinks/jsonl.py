@@ -33,12 +33,17 @@ class JsonlSink:
 
 
 def read_records(path: Path) -> Iterator[RequestRecord]:
+    """Every record of a records.jsonl. The last line of a killed run may be cut short (no newline):
+    it is skipped, since that request never finished being written; any other bad line is an error
+    naming the file and line."""
     with path.open(encoding="utf-8") as f:
-        for number, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                yield RequestRecord.model_validate_json(line)
-            except ValueError as exc:
-                # The last line of a killed run may be cut short; anything else is corruption.
-                raise ValueError(f"{path}:{number}: not a request record: {exc}") from exc
+        lines = f.readlines()
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            yield RequestRecord.model_validate_json(line)
+        except ValueError as exc:
+            if number == len(lines) and not line.endswith("\n"):
+                return
+            raise ValueError(f"{path}:{number}: not a request record: {exc}") from exc

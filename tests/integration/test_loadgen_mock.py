@@ -12,15 +12,19 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
-from engines.process import ManagedProcess, free_port
 from loadgen import metrics as m
+from loadgen.api import RunResult, load_run, run
 from loadgen.cli import main
+from loadgen.config import Profile
+from loadgen.engine_manifest import load_engine_manifests
 from loadgen.selftest import mock_truth
 from loadgen.sinks.jsonl import read_records
+from stack.process import ManagedProcess, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -35,10 +39,23 @@ def mock(tmp_path: Path, *args: str) -> Iterator[str]:
         yield f"http://127.0.0.1:{port}"
 
 
-def run(out: Path, url: str, *args: str, kind: str = "openai-completions") -> int:
-    return main(["run", "--no-progress", "--out", str(out), "--target", f"mock={kind}@{url}", "--model", "mock",
-                 "--set", "prompts.source=sharegpt", "--set", f"prompts.dataset={write_dataset(out.parent)}",
-                 *args])
+def mock_profile(url: str, folder: Path, load: dict[str, Any] | list[dict[str, Any]], *, output_tokens: int,
+                 kind: str = "openai-completions", **fields: Any) -> Profile:
+    """One target (the mock, as ``kind``), ShareGPT-format prompts (the mock does not tokenize), no live
+    metrics; ``load``: one stage, or a list of stages; ``fields`` are further top-level profile fields."""
+    return Profile.model_validate({
+        "model": "mock", "targets": [{"name": "mock", "kind": kind, "url": url}],
+        "prompts": {"source": "sharegpt", "dataset": str(write_dataset(folder)), "output_tokens": output_tokens},
+        "stages" if isinstance(load, list) else "load": load, "metrics": {"enabled": False}, **fields})
+
+
+def run_mock(out: Path, url: str, load: dict[str, Any] | list[dict[str, Any]], *, output_tokens: int,
+             kind: str = "openai-completions", report: bool = False, **fields: Any) -> RunResult:
+    """A complete run through the library, written into ``out``."""
+    result = run(mock_profile(url, out.parent, load, output_tokens=output_tokens, kind=kind, **fields), out,
+                 report=report)
+    assert not result.interrupted and result.out == out
+    return result
 
 
 def write_dataset(folder: Path) -> Path:
@@ -54,8 +71,8 @@ def write_dataset(folder: Path) -> Path:
 def test_ttft_and_tpot_match_the_mocks_truth_at_concurrency_200(tmp_path: Path) -> None:
     with mock(tmp_path, "--ttft-ms", "50", "--itl-ms", "10") as url:
         before = httpx.get(f"{url}/metrics").text
-        assert run(tmp_path / "out", url, "--concurrency", "200", "--requests", "400", "--warmup", "200",
-                   "--output-tokens", "32") == 0
+        run_mock(tmp_path / "out", url, {"type": "concurrency", "concurrency": 200, "requests": 400},
+                 output_tokens=32, warmup=200)
         truth = mock_truth(before, httpx.get(f"{url}/metrics").text)
     records = [r for r in read_records(tmp_path / "out" / "records.jsonl") if not r.warmup]
     assert len(records) == 400 and all(r.ok for r in records), {r.error_detail for r in records if not r.ok}
@@ -69,8 +86,8 @@ def test_ttft_and_tpot_match_the_mocks_truth_at_concurrency_200(tmp_path: Path) 
 
 def test_chat_role_chunk_is_not_the_first_token(tmp_path: Path) -> None:
     with mock(tmp_path, "--ttft-ms", "80", "--itl-ms", "5") as url:
-        assert run(tmp_path / "out", url, "--concurrency", "4", "--requests", "8", "--output-tokens", "4",
-                   kind="openai-chat") == 0
+        run_mock(tmp_path / "out", url, {"type": "concurrency", "concurrency": 4, "requests": 8}, output_tokens=4,
+                 kind="openai-chat")
     for r in read_records(tmp_path / "out" / "records.jsonl"):
         assert r.ok and r.chunk_tokens[0] == 0  # the role-only chunk, sent at once
         assert r.chunk_offsets_ns[0] < 40e6 < m.ttft_ms(r) * 1e6  # the first token comes after the asked TTFT
@@ -78,7 +95,7 @@ def test_chat_role_chunk_is_not_the_first_token(tmp_path: Path) -> None:
 
 def test_tokens_per_chunk_are_counted_not_chunks(tmp_path: Path) -> None:
     with mock(tmp_path, "--ttft-ms", "10", "--itl-ms", "2", "--tokens-per-chunk", "4") as url:
-        assert run(tmp_path / "out", url, "--concurrency", "2", "--requests", "4", "--output-tokens", "10") == 0
+        run_mock(tmp_path / "out", url, {"type": "concurrency", "concurrency": 2, "requests": 4}, output_tokens=10)
     for r in read_records(tmp_path / "out" / "records.jsonl"):
         assert r.output_tokens == 10
         assert sum(1 for n in r.chunk_tokens if n) == 3  # 4 + 4 + 2 tokens in three chunks
@@ -86,8 +103,8 @@ def test_tokens_per_chunk_are_counted_not_chunks(tmp_path: Path) -> None:
 
 def test_triton_generate_stream_without_done(tmp_path: Path) -> None:
     with mock(tmp_path, "--ttft-ms", "10", "--itl-ms", "2") as url:
-        assert run(tmp_path / "out", url, "--concurrency", "2", "--requests", "4", "--output-tokens", "5",
-                   kind="triton-generate") == 0
+        run_mock(tmp_path / "out", url, {"type": "concurrency", "concurrency": 2, "requests": 4}, output_tokens=5,
+                 kind="triton-generate")
     records = list(read_records(tmp_path / "out" / "records.jsonl"))
     assert all(r.ok and r.output_tokens == 5 for r in records), [r.error_detail for r in records]
 
@@ -102,13 +119,14 @@ def test_triton_generate_stream_without_done(tmp_path: Path) -> None:
 ])
 def test_each_fault_is_classified_and_nothing_is_lost(tmp_path: Path, fault: str, error: str) -> None:
     with mock(tmp_path, "--ttft-ms", "5", "--itl-ms", "2", fault, "1.0") as url:
-        assert run(tmp_path / "out", url, "--concurrency", "3", "--requests", "6", "--output-tokens", "8",
-                   "--set", "request.stall_timeout_s=1") == 0
+        result = run_mock(tmp_path / "out", url, {"type": "concurrency", "concurrency": 3, "requests": 6},
+                          output_tokens=8, request={"stall_timeout_s": 1})
     records = list(read_records(tmp_path / "out" / "records.jsonl"))
-    assert len(records) == 6  # records written = requests issued
+    assert len(records) == 6 and records == result.records  # records written = requests issued
     assert [r.error for r in records] == [error] * 6, [r.error_detail for r in records]
-    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
-    assert summary["targets"]["mock"]["requests"]["by_error"][error] == 6
+    assert result.summary.targets["mock"].requests.by_error[error] == 6
+    saved = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert saved["targets"]["mock"]["requests"]["by_error"][error] == 6
 
 
 def test_sigint_mid_run_leaves_valid_records_and_a_summary(tmp_path: Path) -> None:
@@ -136,6 +154,9 @@ def test_sigint_mid_run_leaves_valid_records_and_a_summary(tmp_path: Path) -> No
     summary = json.loads((out / "summary.json").read_text())
     assert summary["targets"]["mock"]["requests"]["ok"] + summary["targets"]["mock"]["requests"]["failed"] == len(
         records)
+    saved = load_run(out)  # every file of the interrupted run validates
+    assert saved.records == records and saved.summary.targets["mock"].requests.ok == summary["targets"]["mock"][
+        "requests"]["ok"]
 
 
 def test_selftest_runs_and_reports_every_figure() -> None:
@@ -207,13 +228,17 @@ def test_engine_build_manifests_are_carried_into_the_run(tmp_path: Path, monkeyp
                                  "reason": "no FP8 on 8.0", "gpu": {"name": "A100", "compute_capability": "8.0"}}))
     monkeypatch.setenv("LOADGEN_ENGINE_MANIFESTS", f"{tmp_path / 'not-built-yet.json'}:{build}")
     with mock(tmp_path, "--ttft-ms", "1", "--itl-ms", "1") as url:
-        assert run(tmp_path / "out", url, "--requests", "2", "--concurrency", "1", "--output-tokens", "2",
-                   "--no-metrics") == 0
+        profile = mock_profile(url, tmp_path, {"type": "concurrency", "concurrency": 1, "requests": 2},
+                               output_tokens=2)
+        result = run(profile, tmp_path / "out", engine_builds=load_engine_manifests([]), report=False)
         builds = json.loads((tmp_path / "out" / "manifest.json").read_text())["engine_builds"]
         assert [b.get("missing", False) for b in builds] == [True, False]
         assert builds[1]["precision"] == "bf16" and builds[1]["path"] == str(build)
+        assert result.manifest.engine_builds == builds
         summary = json.loads((tmp_path / "out" / "summary.json").read_text())
         assert summary["manifest"]["engine_builds"][1]["requested_precision"] == "fp8"
-        # an explicit path that does not exist is an error, before any request is sent
-        assert run(tmp_path / "out2", url, "--engine-manifest", str(tmp_path / "nope.json")) == 2
+        # On the command line, an explicit path that does not exist is an error, before any request is sent.
+        assert main(["run", "--no-progress", "--no-metrics", "--out", str(tmp_path / "out2"), "--target",
+                     f"mock=openai-completions@{url}", "--model", "mock", "--dataset", str(write_dataset(tmp_path)),
+                     "--concurrency", "1", "--requests", "2", "--engine-manifest", str(tmp_path / "nope.json")]) == 2
         assert not (tmp_path / "out2" / "records.jsonl").exists()

@@ -13,7 +13,7 @@ from scipy import stats
 
 from loadgen.sinks.jsonl import read_records
 from tests.integration.helpers import metric, stream
-from tests.integration.test_loadgen_mock import mock, run
+from tests.integration.test_loadgen_mock import mock, run_mock
 
 
 def test_shapes_bookkeeping_and_keep_alive(tmp_path: Path) -> None:
@@ -44,8 +44,8 @@ def test_shapes_bookkeeping_and_keep_alive(tmp_path: Path) -> None:
 def test_open_loop_poisson_arrivals_on_a_real_run(tmp_path: Path) -> None:
     with mock(tmp_path, "--ttft-ms", "2", "--itl-ms", "1") as url:
         # ~4,000 arrivals: the rate estimate's standard error is ~1.6%, well inside the 5% asked.
-        assert run(tmp_path / "out", url, "--rate", "500", "--arrival", "poisson", "--duration", "8",
-                   "--output-tokens", "2") == 0
+        run_mock(tmp_path / "out", url, {"type": "rate", "rate": 500, "arrival": "poisson", "duration_s": 8},
+                 output_tokens=2)
     records = sorted(read_records(tmp_path / "out" / "records.jsonl"), key=lambda r: r.intended_ns)
     assert all(r.ok for r in records)
     gaps = [(b.intended_ns - a.intended_ns) / 1e9 for a, b in itertools.pairwise(records)]

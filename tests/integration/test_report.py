@@ -1,6 +1,6 @@
 """report.html in a real headless Chromium (Debian's `chromium`): loads offline with no script errors and
-every plot drawn. The run behind it is a real `loadgen run` against the synthetic server (two stages, two
-targets, a fault) so that every plot has data; a screenshot is kept under results/test-artifacts/."""
+every plot drawn. The run behind it is a real run (``loadgen.api.run``) against the synthetic server (two
+stages, two targets, a fault) so that every plot has data; a screenshot is kept under results/test-artifacts/."""
 
 from __future__ import annotations
 
@@ -11,8 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from loadgen.api import run
 from loadgen.cli import main
-from loadgen.report import PLOTS
+from loadgen.config import Profile
+from loadgen.render.html import PLOTS
 from tests.integration.test_loadgen_mock import mock, write_dataset
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -32,12 +34,15 @@ def chromium(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[st
 def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     tmp = tmp_path_factory.mktemp("report")
     with mock(tmp, "--ttft-ms", "30", "--itl-ms", "10", "--fail-500-rate", "0.1") as url:
-        code = main(["run", "--no-progress", "--no-metrics", "--out", str(tmp / "out"),
-                     "--target", f"a=openai-completions@{url}", "--target", f"b=openai-chat@{url}", "--model", "m",
-                     "--dataset", str(write_dataset(tmp)), "--output-tokens", "8",
-                     "--set", "sweep.type=concurrency", "--set", "sweep.values=[1,4]", "--set", "sweep.requests=12",
-                     "--set", "agreement.reference=a"])
-    assert code == 0
+        profile = Profile.model_validate({
+            "model": "m", "targets": [{"name": "a", "kind": "openai-completions", "url": url},
+                                      {"name": "b", "kind": "openai-chat", "url": url}],
+            "prompts": {"source": "sharegpt", "dataset": str(write_dataset(tmp)), "output_tokens": 8},
+            "sweep": {"type": "concurrency", "values": [1, 4], "requests": 12},
+            "agreement": {"reference": "a"}, "metrics": {"enabled": False}})
+        result = run(profile, tmp / "out")
+    assert not result.interrupted and set(result.summary.targets) == {"a", "b"}
+    assert list(result.summary.targets["b"].stages) == ["c1", "c4"] and result.summary.targets["b"].agreement
     return tmp / "out"
 
 

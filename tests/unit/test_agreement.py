@@ -2,18 +2,28 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
-from loadgen.agreement import agreement, compare, shared_prefix
+from loadgen.agreement import Agreement, agreement, compare, shared_prefix
 from loadgen.config import load_profile
 from loadgen.record import RequestRecord
-from loadgen.sinks.summary import build_summary
+from loadgen.summary import Manifest, build_summary
 
 
 def rec(target: str, prompt_id: str, text: str | None, *, ok: bool = True, warmup: bool = False) -> RequestRecord:
     return RequestRecord(target=target, kind="openai-completions", stage=0, stage_name="c1", index=0,
                          prompt_id=prompt_id, intended_ns=0, sent_ns=0, end_ns=10, status=200, warmup=warmup,
                          error=None if ok else "http_5xx", output_tokens=3, output_text=text)
+
+
+def manifest() -> Manifest:
+    """The smallest valid manifest (build_summary copies it into the summary)."""
+    return Manifest.model_validate({
+        "versions": {"loadgen": "test"}, "profile": {}, "targets": [], "seed": 0, "dataset_hash": "0" * 16,
+        "prompts": 0, "host": {"hostname": "h", "platform": "p", "cpus": 1}, "started_at": "now", "command": [],
+        "clock": {"perf_counter_ns": 0, "unix_ns": 0}})
 
 
 def words(text: str) -> list[int]:
@@ -42,7 +52,8 @@ def test_agreement_pairs_by_prompt_and_skips_failures_and_warmup() -> None:
         rec("vllm", "p0", "a", warmup=True),  # warm-up: not compared
     ]
     result = agreement(records, "base", "vllm", words)
-    assert result == {"reference": "base", "compared": 2, "exact": 1, "exact_rate": 0.5,
+    assert isinstance(result, Agreement)
+    assert result.model_dump() == {"reference": "base", "compared": 2, "exact": 1, "exact_rate": 0.5,
                       "shared_prefix_tokens": {"mean": 2.5, "min": 1}, "shared_prefix_ratio_mean": 0.75,
                       "unit": "tokens"}
     assert agreement(records, "base", "triton", words) is None
@@ -50,9 +61,12 @@ def test_agreement_pairs_by_prompt_and_skips_failures_and_warmup() -> None:
 
 def test_summary_carries_agreement_for_every_target_but_the_reference() -> None:
     records = [rec("base", "p0", "a b"), rec("vllm", "p0", "a b")]
-    summary = build_summary(records, [], {}, {}, agreement_reference="base", tokenize=words)
-    assert "agreement" not in summary["targets"]["base"]
-    assert summary["targets"]["vllm"]["agreement"]["exact_rate"] == 1.0
+    summary = build_summary(records, [], manifest(), {}, agreement_reference="base", tokenize=words)
+    assert summary.targets["base"].agreement is None
+    assert summary.targets["vllm"].agreement is not None and summary.targets["vllm"].agreement.exact_rate == 1.0
+    saved = json.loads(summary.to_json())  # summary.json: no "agreement" key at all on the reference
+    assert "agreement" not in saved["targets"]["base"]
+    assert saved["targets"]["vllm"]["agreement"]["exact_rate"] == 1.0
 
 
 def test_profile_rejects_an_unknown_reference(tmp_path) -> None:

@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from loadgen.cli import main, overrides_from_args
-from loadgen.config import SLOConfig, TargetConfig, load_profile
+from loadgen import api
+from loadgen.cli import main
+from loadgen.config import Profile, SLOConfig, TargetConfig, load_profile
 
 PROFILES = Path(__file__).resolve().parents[2] / "loadgen" / "profiles"
 
@@ -26,21 +27,44 @@ def test_slo_spec() -> None:
     assert SLOConfig.parse("ttft_ms=500, tpot_ms=50") == {"ttft_ms": 500.0, "tpot_ms": 50.0}
 
 
-def test_cli_flags_override_the_profile(tmp_path: Path) -> None:
+def test_cli_flags_override_the_profile(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`loadgen run PROFILE --flags` hands the API the profile with the flags applied (the run itself is
+    replaced: this is about the command line)."""
     profile = tmp_path / "p.yaml"
     profile.write_text("model: m\ntargets: [{name: a, kind: openai-chat, url: 'http://x'}]\n"
                        "sweep: {type: concurrency, values: [1, 4], requests: 8}\n")
-    import argparse
+    seen: list[Profile] = []
 
-    ns = argparse.Namespace(target=[], model=None, concurrency=None, rate=3.0, arrival="gamma", burstiness=0.5,
-                            requests=None, duration=5.0, warmup=2, input_tokens=None, output_tokens=16,
-                            tokenizer=None, dataset=None, slo="e2e_ms=900", max_in_flight=None, out=None,
-                            set=["request.temperature=0.5", "seed=7"])
-    p = load_profile(profile, overrides_from_args(ns))
+    def fake_run(p: Profile, out: Path | None = None, **options: object) -> api.RunResult:
+        seen.append(p)
+        raise api.RunSetupError("not running in this test")
+
+    monkeypatch.setattr(api, "run", fake_run)
+    code = main(["run", str(profile), "--no-progress", "--rate", "3", "--arrival", "gamma", "--burstiness", "0.5",
+                 "--duration", "5", "--warmup", "2", "--output-tokens", "16", "--slo", "e2e_ms=900",
+                 "--set", "request.temperature=0.5", "--set", "seed=7"])
+    assert code == 2 and len(seen) == 1
+    p = seen[0]
     assert p.sweep is None and p.load is not None  # the explicit --rate replaced the sweep
     assert (p.load.type, p.load.rate, p.load.arrival, p.load.burstiness, p.load.duration_s) == (
         "rate", 3.0, "gamma", 0.5, 5.0)
     assert (p.warmup, p.prompts.output_tokens, p.slo.e2e_ms, p.request.temperature, p.seed) == (2, 16, 900, 0.5, 7)
+
+
+def test_dataset_flag_switches_the_prompt_source(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list[Profile] = []
+
+    def fake_run(p: Profile, out: Path | None = None, **options: object) -> api.RunResult:
+        seen.append(p)
+        raise api.RunSetupError("not running in this test")
+
+    monkeypatch.setattr(api, "run", fake_run)
+    assert main(["run", "--target", "a=openai-chat@http://x", "--model", "m", "--concurrency", "2",
+                 "--requests", "3", "--input-tokens", "99", "--dataset", str(tmp_path / "d.json"),
+                 "--no-progress"]) == 2
+    prompts = seen[0].prompts
+    assert (prompts.source, prompts.dataset) == ("sharegpt", tmp_path / "d.json")
+    assert "input_tokens" not in type(prompts).model_fields  # a dataset's prompts have their own lengths
 
 
 def test_sweeps_become_stages(tmp_path: Path) -> None:
@@ -50,7 +74,7 @@ def test_sweeps_become_stages(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(("overrides", "message"), [
-    ([("load", {"type": "rate", "requests": 3})], "needs `rate`"),
+    ([("load", {"type": "rate", "requests": 3})], r"load\.rate\.rate\s+Field required"),
     ([("load", {"type": "concurrency", "concurrency": 2})], "`requests` or `duration_s`"),
     ([("load", {"type": "concurrency", "concurrency": 2, "requests": 1}), ("sweep", {"type": "rate", "values": [1]})],
      "define the load once"),
@@ -74,3 +98,18 @@ def test_cli_reports_a_bad_profile_without_traceback(capsys) -> None:
                  "--requests", "1", "--no-progress"])
     assert code == 2
     assert "rate" in capsys.readouterr().err
+
+
+def test_plugins_are_checked_against_the_registries_and_defaults_hold() -> None:
+    base = [("model", "m"), ("load", {"concurrency": 2, "requests": 1})]
+    with pytest.raises(ValidationError, match=r"unknown client kind 'grpc'; known: .*openai-chat"):
+        load_profile(None, [*base, ("targets", [{"name": "a", "kind": "grpc", "url": "u"}])])
+    p = load_profile(None, [*base, ("targets", [{"name": "a", "kind": "triton-grpc", "url": "u"}])])
+    # no `type`: a concurrency stage; no `prompts.source`: synthetic prompts (both as before the registries)
+    assert (p.load.type, p.load.closed_loop_width(), p.prompts.source) == ("concurrency", 2, "synthetic")
+    with pytest.raises(ValidationError, match=r"'csv' .* expected tags: 'sharegpt', 'synthetic'"):
+        load_profile(None, [*base, ("targets", [{"name": "a", "kind": "openai-chat", "url": "u"}]),
+                            ("prompts", {"source": "csv"})])
+    with pytest.raises(ValidationError, match="has no single value to sweep"):
+        load_profile(None, [("model", "m"), ("targets", [{"name": "a", "kind": "openai-chat", "url": "u"}]),
+                            ("sweep", {"type": "ramp", "values": [1]})])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from engines.models import BUILD_MARKER, SMOLLM2_GGUF_SHA256, build_smollm2
+from stack.models import BUILD_MARKER, SMOLLM2_GGUF_SHA256, build_smollm2
 
 
 def test_model_folder_is_a_normal_hf_folder(model_dir: Path, tokenizer) -> None:

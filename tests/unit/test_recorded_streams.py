@@ -24,7 +24,7 @@ NAMES = sorted(p.stem for p in FIXTURES.glob("*.json"))
 
 
 def client_for(name: str, meta: dict) -> object:
-    options = ClientOptions(model=meta["request"].get("model", "ensemble"), keep_text=True)
+    options = ClientOptions(model=meta["request"].get("model", "ensemble"))
     if meta["engine"] == "triton":
         return TritonGenerateClient("http://x", options)
     return ChatClient("http://x", options) if "chat" in name else CompletionsClient("http://x", options)
