@@ -22,7 +22,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 model: setup
-	$(PY) -m engines.models smollm2 --out $(MODEL)
+	$(PY) -m stack.models smollm2 --out $(MODEL)
 
 # The real engines for the CPU stack, each in its own venv (their pins clash with the baseline's).
 vllm: .venv-vllm/.rig-installed
@@ -58,7 +58,7 @@ chromium:
 	touch $@
 
 demo: model engines prometheus
-	$(PY) -m engines.demo --model $(MODEL)
+	$(PY) -m stack.demo --model $(MODEL)
 
 test: model engines prometheus chromium
 	$(PY) -m pytest -p no:cacheprovider tests

@@ -23,7 +23,8 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from engines.process import baseline_process, free_port
+from engines.baseline.launch import baseline_process
+from stack.process import free_port
 
 PROMPT_WORDS = "The quick brown fox jumps over the lazy dog while the lighthouse keeper watches the sea. "
 

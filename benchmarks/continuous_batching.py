@@ -27,9 +27,10 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from engines.process import ManagedProcess, baseline_process, free_port  # noqa: E402
+from engines.baseline.launch import baseline_process  # noqa: E402
 from engines.vllm.launch import vllm_process  # noqa: E402
 from loadgen.cli import main as loadgen  # noqa: E402
+from stack.process import ManagedProcess, free_port  # noqa: E402
 
 SERVERS = ("naive", "continuous", "vllm")
 

@@ -1,4 +1,5 @@
-# The HF/FastAPI baseline server on a CUDA GPU (the compose `baseline` service; also the `model` job).
+# The HF/FastAPI baseline server on a CUDA GPU (the compose `baseline` service; also the `model` job,
+# which runs stack.hub).
 # torch's CUDA wheels from PyPI carry their own CUDA libraries; the base image provides the
 # runtime environment the NVIDIA container toolkit expects.
 FROM nvidia/cuda:12.8.1-runtime-ubuntu24.04
@@ -18,7 +19,7 @@ WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY loadgen loadgen
 COPY servers servers
-COPY engines engines
+COPY stack stack
 # The project itself: pyproject.toml pins torch, transformers, fastapi and uvicorn for the [server] extra.
 # hadolint ignore=DL3013
 RUN pip install --no-cache-dir '.[server]' \

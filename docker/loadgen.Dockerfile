@@ -7,9 +7,10 @@ ENV PYTHONUNBUFFERED=1 \
 WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY loadgen loadgen
-# servers/ and engines/ for `loadgen selftest` (it starts servers.mock); their heavy extras are not installed.
+# servers/ and stack/ for `loadgen selftest` (it starts servers.mock with stack.process); their heavy extras
+# are not installed.
 COPY servers servers
-COPY engines engines
+COPY stack stack
 # The project itself; its base dependencies are bounded in pyproject.toml.
 # hadolint ignore=DL3013
 RUN pip install --no-cache-dir . \

@@ -1,8 +1,9 @@
-"""``make demo``: the three real engines on CPU, one load profile, one side-by-side table.
+"""``make demo``: the real engines on CPU, one load profile, one side-by-side table.
 
-Starts the baseline, vLLM and Triton on the real model (``engines.local``), asks each the
-same greedy question, runs ``loadgen/profiles/demo.yaml`` against all three with the
-targets filled in from the running stack, snapshots each engine's own ``/metrics``, and
+Starts every registered engine (the baseline, Triton and vLLM today; ``engines.registry``)
+on the real model (``stack.local``), asks each the same greedy question through its main
+API, runs ``loadgen/profiles/demo.yaml`` against all of them with the targets filled in from
+the running stack (each engine's main API), snapshots each engine's own ``/metrics``, and
 stops everything. Everything lands in ``results/<timestamp>/`` (``results/latest`` points
 there): the resolved profile, ``records.jsonl``, ``summary.json``/``.csv``, ``report.html``,
 ``report.txt`` (the table), the engines' logs and ``/metrics`` snapshots, and the TSDB of the
@@ -16,38 +17,57 @@ import json
 import os
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
 import yaml
 
-from engines.local import ENGINES, EngineEndpoint, EngineName, running
-from engines.process import EngineStartError, ManagedProcess, free_port
-from engines.prometheus import SCRAPE_INTERVAL_S, host_port, prometheus_process
+from engines import registry
+from stack.local import EngineEndpoint, parse_engines, running
+from stack.process import EngineStartError, ManagedProcess, free_port
+from stack.prometheus import SCRAPE_INTERVAL_S, host_port, prometheus_process
 
 PROFILE = Path("loadgen/profiles/demo.yaml")
 PROMPT = "The capital of France is"
 
 
+def _ask_openai(client: httpx.Client, url: str, model: str, prompt: str, max_tokens: int) -> str:
+    r = client.post(f"{url}/v1/completions", json={
+        "model": model, "prompt": prompt, "max_tokens": max_tokens, "temperature": 0})
+    r.raise_for_status()
+    return str(r.json()["choices"][0]["text"])
+
+
+def _ask_triton(client: httpx.Client, url: str, model: str, prompt: str, max_tokens: int) -> str:
+    r = client.post(f"{url}/v2/models/{model}/generate", json={
+        "text_input": prompt, "max_tokens": max_tokens, "temperature": 0.0, "exclude_input_in_output": True})
+    r.raise_for_status()
+    return str(r.json()["text_output"])
+
+
+# One non-streaming greedy question per wire API (keyed by loadgen client kind), not per engine:
+# an engine that speaks one of these needs no edit here.
+ASKERS: dict[str, Callable[[httpx.Client, str, str, str, int], str]] = {
+    "openai-completions": _ask_openai, "openai-chat": _ask_openai,  # both mean an OpenAI server
+    "triton-generate": _ask_triton,
+}
+
+
 def ask(endpoint: EngineEndpoint, prompt: str = PROMPT, max_tokens: int = 8) -> str:
-    """One greedy completion through the engine's own API (OpenAI completions or Triton generate)."""
+    """One greedy completion through the first of the engine's APIs that the demo knows how to ask."""
+    kind = next((k for k in endpoint.urls if k in ASKERS), None)
+    if kind is None:
+        return f"(no quick question over {', '.join(endpoint.urls)})"
     with httpx.Client(timeout=120) as client:
-        if endpoint.openai_url:
-            r = client.post(f"{endpoint.openai_url}/v1/completions", json={
-                "model": endpoint.model, "prompt": prompt, "max_tokens": max_tokens, "temperature": 0})
-            r.raise_for_status()
-            return str(r.json()["choices"][0]["text"])
-        r = client.post(f"{endpoint.triton_http_url}/v2/models/{endpoint.model}/generate", json={
-            "text_input": prompt, "max_tokens": max_tokens, "temperature": 0.0, "exclude_input_in_output": True})
-        r.raise_for_status()
-        return str(r.json()["text_output"])
+        return ASKERS[kind](client, endpoint.urls[kind], endpoint.model, prompt, max_tokens)
 
 
 def resolved_profile(profile: Path, endpoints: dict[str, EngineEndpoint], model_dir: Path) -> dict[str, Any]:
-    """The profile with its targets replaced by the running engines' (names kept)."""
+    """The profile with its targets replaced by the running engines' main APIs (named after the engines)."""
     data = yaml.safe_load(profile.read_text())
-    data["targets"] = [t for e in endpoints.values() for t in e.targets() if t["kind"] != "triton-grpc"]
+    data["targets"] = [e.target() for e in endpoints.values()]
     data.setdefault("prompts", {})["tokenizer"] = str(model_dir)
     return data
 
@@ -105,13 +125,13 @@ def link_latest(out: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m engines.demo", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m stack.demo", description=__doc__.split("\n")[0])
     parser.add_argument("--model", type=Path, default=Path("models/smollm2-135m-instruct"))
     parser.add_argument("--profile", type=Path, default=PROFILE)
-    parser.add_argument("--engines", default=",".join(ENGINES), help="default %(default)s")
+    parser.add_argument("--engines", default=",".join(registry.names()), help="default %(default)s")
     parser.add_argument("--results", type=Path, default=Path("results"))
     args = parser.parse_args(argv)
-    engines: list[EngineName] = [e for e in ENGINES if e in args.engines.split(",")]
+    engines = parse_engines(args.engines)
 
     out = args.results / time.strftime("%Y%m%d-%H%M%S")
     out.mkdir(parents=True, exist_ok=False)

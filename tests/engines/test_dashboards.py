@@ -17,11 +17,11 @@ import httpx
 import pytest
 import yaml
 
-from engines.local import StackState
-from engines.process import free_port
-from engines.prometheus import SCRAPE_INTERVAL_S, host_port, prometheus_process
 from grafana.dashboards import all_queries
 from loadgen.cli import main as loadgen
+from stack.local import StackState
+from stack.process import free_port
+from stack.prometheus import SCRAPE_INTERVAL_S, host_port, prometheus_process
 
 RATE_WINDOW = "5s"  # what Grafana's $__rate_interval is at this scrape interval (4 × 1 s, rounded up)
 
@@ -37,7 +37,7 @@ def scraped_run(stack: StackState, model_dir: Path, tmp_path_factory: pytest.Tem
     try:
         triton = stack.engines["triton"]
         targets = [t for e in stack.engines.values() for t in e.targets()]
-        targets.append({"name": "broken", "kind": "triton-generate", "url": triton.triton_http_url,
+        targets.append({"name": "broken", "kind": "triton-generate", "url": triton.urls["triton-generate"],
                         "model": "no-such-model"})
         profile = tmp / "profile.yaml"
         profile.write_text(yaml.safe_dump({

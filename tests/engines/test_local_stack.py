@@ -1,4 +1,4 @@
-"""``python -m engines.local``: up, status and down as a user runs them, and stopping by PID only."""
+"""``python -m stack.local``: up, status and down as a user runs them, and stopping by PID only."""
 
 from __future__ import annotations
 
@@ -10,14 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from engines.local import start
-from engines.process import EngineStartError, is_running, stop_group
+from stack.local import start
+from stack.process import EngineStartError, is_running, stop_group
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def local(*args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "engines.local", *args], cwd=ROOT, capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "stack.local", *args], cwd=ROOT, capture_output=True, text=True,
                           timeout=timeout)
 
 

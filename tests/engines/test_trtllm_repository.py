@@ -19,11 +19,11 @@ import httpx
 import pytest
 import yaml
 
-from engines.process import ManagedProcess, free_port
 from engines.triton.launch import TritonInstall, TritonPorts, triton_argv
 from engines.trtllm import repository
 from loadgen.cli import main as loadgen
 from loadgen.sinks.jsonl import read_records
+from stack.process import ManagedProcess, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 CONTRACT_MODEL = ROOT / "tests" / "fixtures" / "tensorrt_llm_contract_model.py"

@@ -9,7 +9,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from engines.process import ManagedProcess, baseline_process, free_port
+from engines.baseline.launch import baseline_process
+from stack.process import ManagedProcess, free_port
 
 SERVED = "smollm2"
 # Small on purpose: tests fill it (1 running + 2 waiting) to reach a 429.
@@ -38,7 +39,7 @@ def baseline(model_dir: Path, log_dir: Path) -> Iterator[Server]:
 @pytest.fixture(scope="session")
 def tiny_model_dir(model_dir: Path) -> Path:
     """Random weights, real tokenizer: fast generation for protocol fuzzing only."""
-    from engines.models import build_random
+    from stack.models import build_random
 
     return build_random(model_dir.parent / "tiny-random-llama", model_dir, hidden_size=32, layers=1, heads=2,
                         max_position_embeddings=256)

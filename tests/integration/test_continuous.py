@@ -14,13 +14,14 @@ from pathlib import Path
 import httpx
 import pytest
 
-from engines.process import baseline_process, free_port
+from engines.baseline.launch import baseline_process
 from servers.hf.continuous import ContinuousScheduler
 from servers.hf.kv_cache import BudgetTooSmall
 from servers.hf.metrics import ServerMetrics
 from servers.hf.runner import ModelRunner
 from servers.hf.scheduler import NaiveScheduler
 from servers.hf.sequence import SamplingParams, Sequence
+from stack.process import free_port
 from tests.integration.helpers import metric, stream
 
 # Mixed prompt lengths and output lengths; arrival offsets (s) stagger them so that sequences

@@ -48,7 +48,7 @@ def test_every_referenced_file_exists() -> None:
             if source.startswith("./") and not source.startswith("./results"):
                 assert (ROOT / source).exists(), f"{name}: {source}"
         for arg in svc.get("command", []) + svc.get("entrypoint", []):
-            if isinstance(arg, str) and arg.startswith("engines."):
+            if isinstance(arg, str) and arg.startswith(("engines.", "stack.")):
                 assert (ROOT / (arg.replace(".", "/") + ".py")).is_file(), f"{name}: module {arg}"
 
 
