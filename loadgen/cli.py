@@ -9,13 +9,12 @@ from typing import Any
 
 from pydantic import ValidationError
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
 from loadgen import api
 from loadgen.config import DELETE, SLOConfig, TargetConfig, load_profile, parse_assignment
 from loadgen.engine_manifest import EngineManifestError, describe, load_engine_manifests
-from loadgen.record import RequestRecord
 from loadgen.registry import ARRIVALS, CLIENTS, UnknownPluginError
+from loadgen.render.progress import ProgressBar
 from loadgen.render.table import print_summary
 
 EXIT_INTERRUPTED = 130
@@ -94,22 +93,6 @@ def overrides_from_args(args: argparse.Namespace) -> list[tuple[str, Any]]:
 
 # -- run -------------------------------------------------------------------------------------
 
-class _ProgressBar:
-    """The run's progress on stderr: one bar per target, advanced by measured records."""
-
-    def __init__(self) -> None:
-        self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                 TimeElapsedColumn(), console=console, refresh_per_second=4, transient=False)
-        self.task: TaskID | None = None
-
-    def on_target(self, name: str, total: int | None) -> None:
-        self.task = self.progress.add_task(name, total=total)
-
-    def on_record(self, record: RequestRecord) -> None:
-        if self.task is not None and not record.warmup:
-            self.progress.advance(self.task)
-
-
 def cmd_run(args: argparse.Namespace) -> int:
     try:
         profile = load_profile(args.profile, overrides_from_args(args))
@@ -119,19 +102,13 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 2
     for line in describe(engine_builds):
         console.print(f"engine build: {line}")
-    bar = None if args.no_progress else _ProgressBar()
     hooks = api.Hooks(notify=console.print)
-    if bar is not None:
-        hooks.on_target, hooks.on_record = bar.on_target, bar.on_record
-        bar.progress.start()
     try:
-        result = api.run(profile, argv=sys.argv, engine_builds=engine_builds, hooks=hooks)
+        with ProgressBar(hooks, console, enabled=not args.no_progress):
+            result = api.run(profile, argv=sys.argv, engine_builds=engine_builds, hooks=hooks)
     except (api.RunSetupError, UnknownPluginError) as exc:
         console.print(f"[red]error:[/red] {exc}")
         return 2
-    finally:
-        if bar is not None:
-            bar.progress.stop()
     assert result.out is not None
     print_summary(result.summary, Console())
     console.print(f"report: {result.out / api.REPORT_FILE}")

@@ -13,18 +13,21 @@ Prometheus that scraped the engines and the load generator during the run.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import httpx
 import yaml
+from rich.console import Console
 
 from engines import registry
+from loadgen.api import Hooks, RunSetupError, run
+from loadgen.config import Profile, load_profile
+from loadgen.render.progress import ProgressBar
+from loadgen.render.table import print_summary, side_by_side, to_plain
 from stack.local import EngineEndpoint, parse_engines, running
 from stack.process import EngineStartError, ManagedProcess, free_port
 from stack.prometheus import SCRAPE_INTERVAL_S, host_port, prometheus_process
@@ -64,12 +67,13 @@ def ask(endpoint: EngineEndpoint, prompt: str = PROMPT, max_tokens: int = 8) -> 
         return ASKERS[kind](client, endpoint.urls[kind], endpoint.model, prompt, max_tokens)
 
 
-def resolved_profile(profile: Path, endpoints: dict[str, EngineEndpoint], model_dir: Path) -> dict[str, Any]:
-    """The profile with its targets replaced by the running engines' main APIs (named after the engines)."""
-    data = yaml.safe_load(profile.read_text())
-    data["targets"] = [e.target() for e in endpoints.values()]
-    data.setdefault("prompts", {})["tokenizer"] = str(model_dir)
-    return data
+def resolved_profile(profile: Path, endpoints: dict[str, EngineEndpoint], model_dir: Path, out: Path,
+                     metrics_port: int) -> Profile:
+    """The profile with its targets replaced by the running engines' main APIs (named after the engines),
+    the model's tokenizer, the results folder and the port Prometheus scrapes."""
+    return load_profile(profile, [
+        ("targets", [e.target() for e in endpoints.values()]), ("prompts.tokenizer", str(model_dir)),
+        ("out", str(out)), ("metrics.port", metrics_port), ("metrics.linger_s", 3 * SCRAPE_INTERVAL_S)])
 
 
 def snapshot_metrics(endpoints: dict[str, EngineEndpoint], out: Path) -> None:
@@ -79,27 +83,6 @@ def snapshot_metrics(endpoints: dict[str, EngineEndpoint], out: Path) -> None:
             (out / "metrics" / f"{e.engine}.prom").write_text(httpx.get(e.metrics_url, timeout=10).text)
         except httpx.HTTPError as exc:
             print(f"warning: could not read {e.engine}'s metrics at {e.metrics_url}: {exc}", file=sys.stderr)
-
-
-def comparison(summary: dict[str, Any]) -> str:
-    """Engines side by side per concurrency: output tok/s, TTFT p50 and ITL p50 (ms), from summary.json."""
-    stages = list(next(iter(summary["targets"].values()))["stages"])
-    lines = [f"{'':10s}" + "".join(f"{s:>28s}" for s in stages),
-             f"{'engine':10s}" + "".join(f"{'tok/s':>10s}{'TTFT p50':>10s}{'ITL p50':>8s}" for _ in stages)]
-    for target, block in summary["targets"].items():
-        cells = []
-        for stage in stages:
-            data = block["stages"].get(stage)
-            if not data or not data["ttft_ms"]:
-                cells.append(f"{'-':>28s}")
-                continue
-            cells.append(f"{data['output_tokens_per_s']:>10.1f}{data['ttft_ms']['p50']:>10.0f}"
-                         f"{(data['itl_ms'] or {}).get('p50', float('nan')):>8.0f}")
-        agree = block.get("agreement")
-        note = (f"   {agree['exact']}/{agree['compared']} answers = {agree['reference']}'s"
-                if agree else "   (reference)" if "agreement" not in block else "")
-        lines.append(f"{target:10s}" + "".join(cells) + note)
-    return "\n".join(lines)
 
 
 def start_prometheus(endpoints: dict[str, EngineEndpoint], loadgen_port: int, workdir: Path) -> ManagedProcess | None:
@@ -143,26 +126,26 @@ def main(argv: list[str] | None = None) -> int:
             print(f"all ready in {time.perf_counter() - started:.0f} s")
             for e in stack.engines.values():
                 print(f"  {e.engine:9s} {PROMPT!r} → {ask(e)!r}")
-            profile_path = out / "profile.yaml"
-            profile_path.write_text(yaml.safe_dump(resolved_profile(args.profile, stack.engines, args.model),
-                                                   sort_keys=False))
             loadgen_port = free_port()
+            profile = resolved_profile(args.profile, stack.engines, args.model, out, loadgen_port)
+            (out / "profile.yaml").write_text(yaml.safe_dump(profile.model_dump(mode="json", exclude_none=True),
+                                                             sort_keys=False))
             prometheus = start_prometheus(stack.engines, loadgen_port, out / "prometheus")
-            from loadgen.cli import main as loadgen_main
-
             try:
-                code = loadgen_main(["run", str(profile_path), "--out", str(out), "--metrics-port", str(loadgen_port),
-                                     "--set", f"metrics.linger_s={3 * SCRAPE_INTERVAL_S}",
-                                     *(["--no-progress"] if not sys.stdout.isatty() else [])])
+                hooks = Hooks(notify=print)
+                with ProgressBar(hooks, Console(stderr=True), enabled=sys.stderr.isatty()):
+                    result = run(profile, out, argv=sys.argv, hooks=hooks)
                 snapshot_metrics(stack.engines, out)
             finally:
                 if prometheus is not None:
                     prometheus.stop()
-        summary_path = out / "summary.json"
-        if summary_path.exists():
-            table = comparison(json.loads(summary_path.read_text()))
-            (out / "comparison.txt").write_text(table + "\n")
-            print(f"\nside by side (output tok/s; TTFT and ITL p50 in ms):\n{table}")
+        print_summary(result.summary)
+        table = to_plain(side_by_side(result.summary))
+        (out / "comparison.txt").write_text(table)
+        print(f"\nside by side (output tok/s; TTFT and ITL p50 in ms):\n{table}")
+    except RunSetupError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     except EngineStartError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -171,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
           f"--storage.tsdb.path={out / 'prometheus' / 'data'} --config.file={out / 'prometheus' / 'prometheus.yml'}`),"
           f" engine snapshots in {out / 'metrics'}")
     print(f"results: {out}  (also {args.results / 'latest'}); total {time.perf_counter() - started:.0f} s")
-    return code
+    return 130 if result.interrupted else 0
 
 
 if __name__ == "__main__":

@@ -128,10 +128,22 @@ def to_rich(table: Table) -> RichTable:
     return out
 
 
+def _plain_console() -> tuple[Console, io.StringIO]:
+    buffer = io.StringIO()
+    return Console(file=buffer, width=200, color_system=None, force_terminal=False), buffer
+
+
 def to_text(summary: Summary) -> str:
     """The console table and notes as plain text (``report.txt``)."""
-    buffer = io.StringIO()
-    print_summary(summary, Console(file=buffer, width=200, color_system=None, force_terminal=False))
+    console, buffer = _plain_console()
+    print_summary(summary, console)
+    return buffer.getvalue()
+
+
+def to_plain(table: Table) -> str:
+    """Any table as plain text (the demo's comparison.txt)."""
+    console, buffer = _plain_console()
+    console.print(to_rich(table))
     return buffer.getvalue()
 
 

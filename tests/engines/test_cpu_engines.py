@@ -10,24 +10,21 @@ from typing import Any
 
 import httpx
 import pytest
-import yaml
 
-from loadgen.cli import main as loadgen
+from loadgen.api import run
+from loadgen.config import Profile
 from loadgen.record import RequestRecord
-from loadgen.sinks.jsonl import read_records
+from loadgen.summary import Summary
 from stack.local import StackState
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "streams"
 DEMO_PROMPTS = Path(__file__).resolve().parents[2] / "loadgen" / "datasets" / "demo-prompts.json"
 
 
-def run_profile(tmp_path: Path, profile: dict[str, Any]) -> tuple[list[RequestRecord], dict[str, Any]]:
-    tmp_path.mkdir(parents=True, exist_ok=True)
-    path = tmp_path / "profile.yaml"
-    path.write_text(yaml.safe_dump(profile))
-    assert loadgen(["run", str(path), "--out", str(tmp_path / "out"), "--no-progress"]) == 0
-    records = list(read_records(tmp_path / "out" / "records.jsonl"))
-    return records, json.loads((tmp_path / "out" / "summary.json").read_text())
+def run_profile(tmp_path: Path, profile: dict[str, Any]) -> tuple[list[RequestRecord], Summary]:
+    result = run(Profile.model_validate(profile), tmp_path / "out")
+    assert not result.interrupted
+    return result.records, result.summary
 
 
 def targets(stack: StackState, *kinds: str) -> list[dict[str, str]]:
@@ -56,9 +53,10 @@ def test_every_client_path_completes_with_exact_token_counts(stack: StackState, 
             assert r.prompt_tokens == 24  # the server's own usage equals the prompt builder's exact length
         if r.kind.startswith("openai"):
             assert r.chunk_tokens_exact  # vLLM and the baseline report cumulative usage per chunk
-    for name, block in summary["targets"].items():
-        assert block["requests"] == {"ok": 4, "failed": 0, "by_error": block["requests"]["by_error"]}, name
-        assert block["ttft_ms"]["count"] == 4 and block["output_tokens_per_s"] > 0
+    for name, block in summary.targets.items():
+        assert (block.requests.ok, block.requests.failed) == (4, 0), name
+        ttft, throughput = block.stats("ttft_ms"), block.value("output_tokens_per_s")
+        assert ttft is not None and ttft.count == 4 and throughput is not None and throughput > 0
 
 
 def test_greedy_outputs_agree_across_engines(stack: StackState, model_dir: Path, tmp_path: Path) -> None:
@@ -70,12 +68,13 @@ def test_greedy_outputs_agree_across_engines(stack: StackState, model_dir: Path,
         "load": {"type": "concurrency", "concurrency": 1, "requests": 4},
         "request": {"temperature": 0.0, "ignore_eos": False}, "agreement": {"reference": "baseline"}})
     assert all(r.ok and r.output_text is not None for r in records)
-    triton, vllm = summary["targets"]["triton"]["agreement"], summary["targets"]["vllm"]["agreement"]
+    triton, vllm = summary.targets["triton"].agreement, summary.targets["vllm"].agreement
+    assert triton is not None and vllm is not None
     # Triton's model generates with the baseline's own code: identical, always.
-    assert (triton["compared"], triton["exact"]) == (4, 4)
+    assert (triton.compared, triton.exact) == (4, 4)
     # vLLM: other kernels, same fp32 weights; one at a time they agree here (a near-tie could flip a late token).
-    assert vllm["compared"] == 4 and vllm["shared_prefix_ratio_mean"] >= 0.75, vllm
-    assert vllm["exact"] >= 3, vllm
+    assert vllm.compared == 4 and vllm.shared_prefix_ratio_mean >= 0.75, vllm
+    assert vllm.exact >= 3, vllm
 
 
 def test_greedy_chat_answer_on_vllm(stack: StackState) -> None:

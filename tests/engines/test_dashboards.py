@@ -15,10 +15,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-import yaml
 
 from grafana.dashboards import all_queries
-from loadgen.cli import main as loadgen
+from loadgen.api import run
+from loadgen.config import Profile
 from stack.local import StackState
 from stack.process import free_port
 from stack.prometheus import SCRAPE_INTERVAL_S, host_port, prometheus_process
@@ -39,14 +39,13 @@ def scraped_run(stack: StackState, model_dir: Path, tmp_path_factory: pytest.Tem
         targets = [t for e in stack.engines.values() for t in e.targets()]
         targets.append({"name": "broken", "kind": "triton-generate", "url": triton.urls["triton-generate"],
                         "model": "no-such-model"})
-        profile = tmp / "profile.yaml"
-        profile.write_text(yaml.safe_dump({
+        profile = Profile.model_validate({
             "name": "dashboards", "targets": targets,
             "prompts": {"input_tokens": 16, "output_tokens": 8, "count": 4, "tokenizer": str(model_dir)},
             "load": {"type": "concurrency", "concurrency": 2, "requests": 4},
-            "metrics": {"port": loadgen_port, "linger_s": 4 * SCRAPE_INTERVAL_S}}))
+            "metrics": {"port": loadgen_port, "linger_s": 4 * SCRAPE_INTERVAL_S}})
         start = time.time()
-        assert loadgen(["run", str(profile), "--out", str(tmp / "out"), "--no-progress"]) == 0
+        assert not run(profile, tmp / "out").interrupted
         end = time.time()
         yield base, start, end
     finally:

@@ -17,12 +17,12 @@ from typing import Any
 
 import httpx
 import pytest
-import yaml
 
 from engines.triton.launch import TritonInstall, TritonPorts, triton_argv
 from engines.trtllm import repository
-from loadgen.cli import main as loadgen
-from loadgen.sinks.jsonl import read_records
+from loadgen.api import run
+from loadgen.config import Profile
+from loadgen.record import RequestRecord
 from stack.process import ManagedProcess, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -110,11 +110,8 @@ def test_bad_requests_fail_with_a_reason(triton: str, model: str) -> None:
     assert len(zero) == 1 and "max_tokens must be at least 1" in zero[0]["error"]
 
 
-def run_profile(tmp_path: Path, profile: dict[str, Any]) -> list[Any]:
-    path = tmp_path / "profile.yaml"
-    path.write_text(yaml.safe_dump(profile))
-    loadgen(["run", str(path), "--out", str(tmp_path / "out"), "--no-progress"])
-    return list(read_records(tmp_path / "out" / "records.jsonl"))
+def run_profile(tmp_path: Path, profile: dict[str, Any]) -> list[RequestRecord]:
+    return run(Profile.model_validate(profile), tmp_path / "out").records
 
 
 def test_an_input_the_repository_does_not_declare_is_refused_over_grpc(triton: str, model_dir: Path,
