@@ -9,7 +9,7 @@ MODEL  := models/smollm2-135m-instruct
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup model vllm triton engines prometheus chromium demo test lint clean
+.PHONY: setup model vllm triton engines prometheus chromium demo test lint clean preflight
 
 setup: $(STAMP)
 
@@ -62,6 +62,11 @@ demo: model engines prometheus
 
 test: model engines prometheus chromium
 	$(PY) -m pytest -p no:cacheprovider tests
+
+# On the GPU host, before `docker compose up`: checks docker, the toolkit, driver, GPU, disk, .env, ports and the
+# TensorRT-LLM image, and writes the side-by-side GPU memory budgets into .env (engines/preflight.py).
+preflight: setup
+	$(PY) -m engines.preflight --write-env
 
 lint: setup
 	$(VENV)/bin/ruff check .

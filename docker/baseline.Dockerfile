@@ -9,8 +9,10 @@ FROM nvidia/cuda:12.8.1-runtime-ubuntu24.04
 RUN apt-get update \
  && apt-get install -y --no-install-recommends python3 python3-venv curl ca-certificates \
  && rm -rf /var/lib/apt/lists/* \
- && python3 -m venv /opt/venv \
- && useradd --create-home --uid 1000 rig
+ && python3 -m venv /opt/venv
+# No useradd: Ubuntu 24.04 images (nvidia/cuda:*-ubuntu24.04 is built on ubuntu:24.04) already have user
+# `ubuntu` with UID 1000, and `useradd --uid 1000` fails the build ("UID 1000 is not unique"). USER 1000 below
+# runs as that user (tests/static/test_compose.py knows which UIDs each base image has).
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     HF_HOME=/cache/huggingface
@@ -29,5 +31,7 @@ USER 1000
 EXPOSE 8000
 HEALTHCHECK --interval=10s --timeout=3s --start-period=120s --retries=30 \
   CMD ["curl", "-fsS", "http://127.0.0.1:8000/health"]
-ENTRYPOINT ["python", "-m", "servers.hf", "--host", "0.0.0.0", "--port", "8000", "--device", "cuda"]
+# NVIDIA's entrypoint first (CUDA forward compatibility, driver checks), as the base image's own ENTRYPOINT does.
+ENTRYPOINT ["/opt/nvidia/nvidia_entrypoint.sh", "python", "-m", "servers.hf", "--host", "0.0.0.0", "--port", "8000", \
+            "--device", "cuda"]
 CMD ["--model", "/models/model", "--served-model-name", "model"]

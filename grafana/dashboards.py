@@ -151,10 +151,14 @@ TRITON = DashboardSpec(
             PanelSpec("KV-cache blocks", "short", (Query(
                 'sum by (kv_cache_block_type) (nv_trt_llm_kv_cache_block_metrics'
                 '{kv_cache_block_type=~"used|free|max"})', "{{kv_cache_block_type}}"),), needs="trtllm"),
-            PanelSpec("In-flight batching: context / generation requests", "short", (Query(
+            PanelSpec("In-flight batching: generation / paused requests", "short", (Query(
                 'sum by (inflight_batcher_specific_metric) (nv_trt_llm_inflight_batcher_metrics'
-                '{inflight_batcher_specific_metric=~"num_context_requests|num_gen_requests"})',
-                "{{inflight_batcher_specific_metric}}"),), needs="trtllm"),
+                '{inflight_batcher_specific_metric=~"generation_requests|paused_requests"})',
+                "{{inflight_batcher_specific_metric}}"),), needs="trtllm",
+                      description="The backend's label values (custom_metrics_reporter.cc, inflight batcher)."),
+            PanelSpec("In-flight batching: context tokens per iteration", "short", (Query(
+                'sum(nv_trt_llm_inflight_batcher_metrics{inflight_batcher_specific_metric="total_context_tokens"})',
+                "context tokens"),), needs="trtllm"),
         )),
     ))
 
@@ -194,8 +198,9 @@ GPU = DashboardSpec(
         ("GPU", (
             PanelSpec("Utilisation", "percent", (Query("avg by (gpu) (DCGM_FI_DEV_GPU_UTIL)", "GPU {{gpu}}"),),
                       needs="gpu"),
-            PanelSpec("Framebuffer used", "decmbytes", (Query("sum by (gpu) (DCGM_FI_DEV_FB_USED)", "GPU {{gpu}}"),),
-                      needs="gpu"),
+            PanelSpec("Framebuffer used", "bytes", (Query("sum by (gpu) (DCGM_FI_DEV_FB_USED) * 1048576",
+                                                          "GPU {{gpu}}"),),
+                      needs="gpu", description="DCGM reports MiB; shown in bytes."),
             PanelSpec("Power", "watt", (Query("sum by (gpu) (DCGM_FI_DEV_POWER_USAGE)", "GPU {{gpu}}"),),
                       needs="gpu"),
             PanelSpec("Memory-copy utilisation", "percent", (Query("avg by (gpu) (DCGM_FI_DEV_MEM_COPY_UTIL)",

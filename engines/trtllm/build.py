@@ -34,14 +34,14 @@ from typing import Any
 from pydantic import ValidationError
 
 from engines.trtllm import repository
-from engines.trtllm.plan import EXAMPLES_DIRS, BuildPlan, BuildSettings, engine_key, make_plan, model_fingerprint
+from engines.trtllm.plan import CALIB_DATASET, BuildPlan, BuildSettings, engine_key, make_plan, model_fingerprint
 from engines.trtllm.precision import REQUESTS, CapabilityError, PrecisionChoice, choose, detect_capability
 
 MANIFEST = "manifest.json"
 ENV = {  # setting → environment variable (the names .env.example documents)
     "precision": "PRECISION", "max_batch_size": "MAX_BATCH_SIZE", "max_input_len": "MAX_INPUT_LEN",
     "max_seq_len": "MAX_SEQ_LEN", "max_num_tokens": "MAX_NUM_TOKENS", "calib_dataset": "CALIB_DATASET",
-    "calib_size": "CALIB_SIZE", "examples_dir": "TRTLLM_EXAMPLES_DIR",
+    "calib_size": "CALIB_SIZE",
 }
 
 
@@ -53,7 +53,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--precision", choices=REQUESTS, help="default $PRECISION or auto")
     for name in ("max_batch_size", "max_input_len", "max_seq_len", "max_num_tokens", "calib_size"):
         parser.add_argument("--" + name.replace("_", "-"), type=int, help=f"default ${ENV[name]}")
-    parser.add_argument("--calib-dataset", help="default $CALIB_DATASET or cnn_dailymail (downloaded by ModelOpt)")
+    parser.add_argument("--calib-dataset", help=f"default $CALIB_DATASET or {CALIB_DATASET} (downloaded by ModelOpt)")
     parser.add_argument("--tokenizer-dir", type=Path,
                         help="tokenizer for pre/postprocessing (default $TOKENIZER_DIR or --model-dir)")
     parser.add_argument("--kv-cache-free-gpu-mem-fraction", type=float,
@@ -76,8 +76,6 @@ def settings_from(args: argparse.Namespace, environ: dict[str, str]) -> BuildSet
             values[name] = flag
         elif environ.get(var):
             values[name] = environ[var]
-    if "examples_dir" not in values:
-        values["examples_dir"] = next((Path(d) for d in EXAMPLES_DIRS if Path(d).is_dir()), Path(EXAMPLES_DIRS[0]))
     return BuildSettings(**values)
 
 
@@ -170,16 +168,18 @@ def main(argv: list[str] | None = None) -> int:
     repo_dir = args.repository or settings.engines_dir / "repository"
     fraction = args.kv_cache_free_gpu_mem_fraction or float(environ.get("KV_CACHE_FREE_GPU_MEM_FRACTION") or 0.9)
     tokenizer_dir = args.tokenizer_dir or Path(environ.get("TOKENIZER_DIR") or settings.model_dir)
+    max_kv_tokens = int(environ["TRTLLM_MAX_KV_TOKENS"]) if environ.get("TRTLLM_MAX_KV_TOKENS") else None
     repo_settings = repository.RepositorySettings(
         engine_dir=plan.engine_dir, tokenizer_dir=tokenizer_dir, max_batch_size=settings.max_batch_size,
-        kv_cache_free_gpu_mem_fraction=fraction)
+        kv_cache_free_gpu_mem_fraction=fraction, max_tokens_in_paged_kv_cache=max_kv_tokens)
     if args.dry_run:
         print("would run:")
         for line in plan.shell():
             print(f"  {line}")
         print(f"would write: {plan.engine_root / MANIFEST} and {settings.engines_dir / MANIFEST}")
         print(f"would render the Triton model repository: {repo_dir} ({', '.join(repository.MODELS)}; tokenizer "
-              f"{tokenizer_dir}, max_batch_size {settings.max_batch_size}, kv_cache_free_gpu_mem_fraction {fraction})")
+              f"{tokenizer_dir}, max_batch_size {settings.max_batch_size}, kv_cache_free_gpu_mem_fraction {fraction}, "
+              f"max_tokens_in_paged_kv_cache {max_kv_tokens or 'unbounded'})")
         return 0
 
     previous = None if args.force else existing_manifest(plan)

@@ -4,10 +4,12 @@ Why pure: ``--dry-run`` must print precisely what a real build runs, on a machin
 and the tests check the commands for each GPU generation. So the plan is a function of the
 settings and the precision choice only; ``build.py`` executes it.
 
-Two steps, both inside ``nvcr.io/nvidia/tritonserver:25.12-trtllm-python-py3`` (TensorRT-LLM
-1.1.0), where TensorRT-LLM's examples live under ``/app/examples``:
+Two steps, both inside the rig's ``docker/trtllm.Dockerfile`` image (NGC
+``tritonserver:25.12-trtllm-python-py3``, TensorRT-LLM 1.1.0, plus setuptools and datasets):
 
-1. checkpoint — ``examples/quantization/quantize.py`` (NVIDIA ModelOpt): ``--qformat fp8
+1. checkpoint — ``python3 -m engines.trtllm.quantize``, which calls the installed wheel's
+   ``quantize_and_export`` (what TensorRT-LLM's ``examples/quantization/quantize.py`` wraps; the
+   NGC image does not ship ``examples/``) through NVIDIA ModelOpt: ``--qformat fp8
    --kv_cache_dtype fp8`` calibrates on ``--calib_size`` samples (FP8 weights, activations and
    KV cache); ``--qformat int8_wo`` and ``full_prec`` need no calibration data.
 2. engine — ``trtllm-build`` with what in-flight batching in the Triton backend needs (GPT
@@ -29,7 +31,9 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from engines.trtllm.precision import PrecisionChoice
 
 QFORMAT = {"fp8": "fp8", "int8_wo": "int8_wo", "bf16": "full_prec", "fp16": "full_prec"}
-EXAMPLES_DIRS = ("/app/examples", "/app/tensorrt_llm/examples")  # 25.12 / older trtllm containers
+# ``cnn_dailymail`` without its namespace is refused by current huggingface_hub; TensorRT-LLM's
+# calibration loader passes any name containing "cnn_dailymail" to load_dataset(name, "3.0.0").
+CALIB_DATASET = "abisee/cnn_dailymail"
 
 
 class BuildSettings(BaseModel):
@@ -44,10 +48,9 @@ class BuildSettings(BaseModel):
     max_input_len: int = Field(2048, ge=1, description="longest prompt, in tokens")
     max_seq_len: int = Field(4096, ge=2, description="prompt + output, in tokens")
     max_num_tokens: int = Field(8192, ge=1, description="tokens per engine step (prefill chunks + decodes)")
-    calib_dataset: str = Field("cnn_dailymail", description="FP8 calibration: a HF dataset name or a local folder "
+    calib_dataset: str = Field(CALIB_DATASET, description="FP8 calibration: a HF dataset name or a local folder "
                                                             "with a train split holding a 'text' column")
     calib_size: int = Field(512, ge=1, description="FP8 calibration samples")
-    examples_dir: Path = Field(Path(EXAMPLES_DIRS[0]), description="TensorRT-LLM's examples in the container")
 
     @model_validator(mode="after")
     def _limits_agree(self) -> BuildSettings:
@@ -97,7 +100,7 @@ def make_plan(settings: BuildSettings, choice: PrecisionChoice, key: str) -> Bui
     root = settings.engines_dir / f"{settings.model_dir.name}-{choice.precision}-{key}"
     checkpoint, engine = root / "checkpoint", root / "engine"
     dtype = "float16" if choice.activations == "float16" else "bfloat16"
-    quantize = ["python3", str(settings.examples_dir / "quantization" / "quantize.py"),
+    quantize = ["python3", "-m", "engines.trtllm.quantize",
                 "--model_dir", str(settings.model_dir), "--dtype", dtype, "--qformat", QFORMAT[choice.precision],
                 "--output_dir", str(checkpoint), "--tp_size", "1", "--pp_size", "1"]
     if choice.precision == "fp8":

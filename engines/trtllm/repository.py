@@ -46,6 +46,8 @@ class RepositorySettings(BaseModel):
     tokenizer_dir: Path
     max_batch_size: int = Field(256, ge=1, description="Triton's batch limit; the engine's own is the real one")
     kv_cache_free_gpu_mem_fraction: float = Field(0.9, gt=0, lt=1)
+    max_tokens_in_paged_kv_cache: int | None = Field(None, ge=1, description="a bound in tokens as well (the "
+                                                     "side-by-side budget, engines/budget.py); None: the fraction only")
     max_queue_delay_microseconds: int = Field(0, ge=0)
     batch_scheduler_policy: str = Field("guaranteed_no_evict", pattern="^(guaranteed_no_evict|max_utilization)$")
     enable_chunked_context: bool = True  # the engine is built with paged context FMHA
@@ -217,6 +219,8 @@ def render_configs(s: RepositorySettings) -> dict[str, str]:
                 "gpt_model_path": str(s.engine_dir),
                 "batch_scheduler_policy": s.batch_scheduler_policy,
                 "kv_cache_free_gpu_mem_fraction": str(s.kv_cache_free_gpu_mem_fraction),
+                **({"max_tokens_in_paged_kv_cache": str(s.max_tokens_in_paged_kv_cache)}
+                   if s.max_tokens_in_paged_kv_cache else {}),
                 "exclude_input_in_output": "true",
                 "enable_chunked_context": _bool(s.enable_chunked_context),
                 "enable_kv_cache_reuse": _bool(s.enable_kv_cache_reuse),

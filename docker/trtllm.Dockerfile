@@ -1,0 +1,13 @@
+# The TensorRT-LLM build job and Triton (compose services `trtllm-build` and `triton`): NVIDIA's image plus
+# what its own build removed or never had.
+# - setuptools: Triton's build.py (r25.12) ends the TensorRT-LLM layer with `pip3 uninstall -y setuptools`,
+#   and NVIDIA ModelOpt imports it (Model-Optimizer issue 66).
+# - datasets: FP8 calibration (engines/trtllm/quantize.py) loads its samples with it.
+# The entrypoint stays NVIDIA's (/opt/nvidia/nvidia_entrypoint.sh: CUDA forward compatibility, driver checks).
+FROM nvcr.io/nvidia/tritonserver:25.12-trtllm-python-py3
+
+# setuptools below 81 keeps pkg_resources, which ModelOpt's import path may still use; datasets follows the
+# image's huggingface_hub (pinning it here would fight the image's own pins on each NGC release).
+# hadolint ignore=DL3013
+RUN pip3 install --no-cache-dir "setuptools<81" datasets \
+ && python3 -c "import setuptools, datasets"
