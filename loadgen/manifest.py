@@ -31,8 +31,10 @@ def versions() -> dict[str, str]:
 
 
 def make_manifest(profile: Profile, specs: Sequence[RequestSpec], argv: Sequence[str],
-                  engine_builds: Sequence[dict[str, Any]] = ()) -> Manifest:
+                  engine_builds: Sequence[dict[str, Any]] = (), prompt_stats: dict[str, int] | None = None) -> Manifest:
+    extra = {"prompt_stats": prompt_stats} if prompt_stats else {}  # absent when the source reports nothing
     return Manifest.model_validate({
+        **extra,
         "versions": versions(),
         "profile": profile.model_dump(mode="json"),
         "targets": [t.model_dump(mode="json") for t in profile.targets],

@@ -172,6 +172,17 @@ def goodput_rps(records: Sequence[RequestRecord], ttft: float | None, tpot: floa
     return sum(1 for r in records if meets_slo(r, ttft, tpot, e2e)) / w if w > 0 else 0.0
 
 
+def cached_share(records: Sequence[RequestRecord]) -> float | None:
+    """Cached share of prompt tokens: Σ cached_tokens / Σ prompt_tokens over the successful requests
+    whose server reported ``usage.prompt_tokens_details.cached_tokens``; None when none did.
+    Near 0 means every prefill was computed; a run that repeats prompts against a warm prefix
+    cache shows here how much of its input throughput the cache served."""
+    reported = [r for r in records if r.ok and r.cached_tokens is not None and r.prompt_tokens]
+    if not reported:
+        return None
+    return sum(r.cached_tokens or 0 for r in reported) / sum(r.prompt_tokens or 0 for r in reported)
+
+
 def errors_by_class(records: Iterable[RequestRecord]) -> dict[str, int]:
     counts = Counter(r.error for r in records if r.error is not None)
     return {cls: counts.get(cls, 0) for cls in ERROR_CLASSES}
@@ -272,6 +283,7 @@ AGGREGATES: tuple[Aggregate, ...] = (
     Aggregate("input_tokens_per_s", "in tok/s", lambda rs, slo: input_tokens_per_s(rs), "tokens/s"),
     Aggregate("requests_per_s", "req/s", lambda rs, slo: requests_per_s(rs), "requests/s", "{:.2f}"),
     Aggregate("goodput_rps", "goodput", _goodput, "requests/s", "{:.2f}"),
+    Aggregate("cached_share", "cached", lambda rs, slo: cached_share(rs), "ratio"),
 )
 
 

@@ -50,7 +50,10 @@ class RequestRecord(BaseModel):
     client_prompt_tokens: int | None = None  # counted with the local tokenizer, when one was given
     client_output_tokens: int | None = None
     token_count_mismatch: bool | None = None  # client-side count differs from the server's
-    output_text: str | None = None  # kept only when the profile compares outputs (``agreement``)
+    output_text: str | None = None  # kept only when the profile compares outputs (``agreement``) or runs sessions
+    cached_tokens: int | None = None  # prompt tokens the server served from its prefix cache (when it says)
+    session_id: str | None = None  # multi-turn runs: the session this request belongs to
+    turn: int | None = None  # multi-turn runs: 1 for a session's first turn
 
     @property
     def ok(self) -> bool:
@@ -76,6 +79,7 @@ class Attempt:
     finish_reason: str | None = None
     prompt_tokens: int | None = None
     output_tokens: int | None = None
+    cached_tokens: int | None = None
     text_parts: list[str] | None = None  # kept only when a client-side token count was asked for
 
     def chunk(self, now_ns: int, tokens: int, content: bool) -> None:

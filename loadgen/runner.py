@@ -8,6 +8,13 @@ before and then yields until the deadline, so a late wake-up delays that one req
 a request held back by it keeps its intended time, so the wait shows in
 ``ttft_intended_ms``.
 
+Prompts that belong to sessions (``RequestSpec.session_id``, from the ``conversations``
+source) run as sessions instead: a closed loop keeps N sessions going, an open loop starts
+sessions at its arrival times, and a session's turn k+1 is due when turn k's response
+ended plus its think time, carrying the whole history with the server's own answers. A
+failed turn ends its session (the history would be wrong). Prompts with a salt vocabulary
+(``prompts.unique``) get a salt unique in the run as they are sent.
+
 Every finished request is frozen into a ``RequestRecord`` and handed to the sinks at
 once (records.jsonl is written as requests end). A stop request (SIGINT) ends issuing,
 gives in-flight requests ``drain_timeout_s``, then cancels the rest as ``cancelled``.
@@ -17,14 +24,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from time import perf_counter_ns
+from typing import Any
 
 from loadgen.clients.base import Client, RequestSpec
 from loadgen.record import Attempt, RequestRecord
+from loadgen.sessions import Session, group_sessions, with_history
 from loadgen.shapes.base import LoadShape
 from loadgen.shapes.concurrency import Concurrency
 
@@ -72,12 +82,34 @@ class LoopLagMonitor:
                 await self._task
 
 
+class Budget:
+    """When a stage may issue its next request: fewer than ``requests`` issued, before ``duration_s``
+    has passed, and no stop requested. ``take()`` counts the request it allows."""
+
+    def __init__(self, shape: LoadShape, stopped: Callable[[], bool]) -> None:
+        self.left = shape.requests if shape.requests is not None else -1
+        self.deadline = time.monotonic() + shape.duration_s if shape.duration_s else None
+        self.stopped = stopped
+
+    def open(self, timed: bool = True) -> bool:
+        """``timed=False``: ignore the deadline (an open loop ends its arrivals by their offsets)."""
+        if self.stopped() or self.left == 0:
+            return False
+        return not timed or self.deadline is None or time.monotonic() < self.deadline
+
+    def take(self, timed: bool = True) -> bool:
+        if not self.open(timed):
+            return False
+        self.left -= 1
+        return True
+
+
 class TargetRunner:
     """Runs the warm-up and every stage of a profile against one target."""
 
     def __init__(self, target: str, client: Client, prompts: Sequence[RequestSpec], sinks: Sequence[Sink], *,
                  seed: int = 0, max_in_flight: int | None = None, drain_timeout_s: float = 30.0,
-                 client_counter: Counter | None = None, keep_output_text: bool = False,
+                 client_counter: Counter | None = None, keep_output_text: bool = False, salt_base: int = 0,
                  on_issue: Callable[[str], None] | None = None,
                  on_stage: Callable[[str, str], None] | None = None) -> None:
         self.target = target
@@ -88,13 +120,15 @@ class TargetRunner:
         self.drain_timeout_s = drain_timeout_s
         self.client_counter = client_counter
         self.keep_output_text = keep_output_text
+        self.salt_base = salt_base  # salts are salt_base + issue index: unique in the run, random across runs
+        self.sessions = group_sessions(prompts)  # empty unless the prompts are turns of sessions
         self.on_issue = on_issue  # called with the stage label as each request is sent
         self.on_stage = on_stage  # called with (target, stage label) as each measured stage starts
         self._cap = max_in_flight
         self._gate = asyncio.Semaphore(max_in_flight) if max_in_flight else None
         self._stop = asyncio.Event()
         self._issued = 0
-        self._in_flight: set[asyncio.Task[None]] = set()
+        self._in_flight: set[asyncio.Future[object]] = set()
 
     @property
     def stopped(self) -> bool:
@@ -121,12 +155,18 @@ class TargetRunner:
                 await self._open_loop(shape, index, shape.label)
 
     # -- one request ---------------------------------------------------------------------
-    async def _send_one(self, stage: int, stage_name: str, warmup: bool, intended_ns: int) -> None:
+    async def _send_one(self, stage: int, stage_name: str, warmup: bool, intended_ns: int,
+                        spec: RequestSpec | None = None) -> RequestRecord:
+        """Send one request (the next prompt in rotation unless ``spec`` is given); its record goes to
+        every sink as soon as it ends, and is returned."""
         index = self._issued
         self._issued += 1
-        spec = self.prompts[index % len(self.prompts)]
+        if spec is None:
+            spec = self.prompts[index % len(self.prompts)]
+        if spec.salt_words:
+            spec = spec.salted(self.salt_base + index)
         attempt = Attempt(intended_ns=intended_ns)
-        if self.client_counter is not None or self.keep_output_text:
+        if self.client_counter is not None or self._keeps_text(spec):
             attempt.text_parts = []
         if self.on_issue is not None:
             self.on_issue(stage_name)
@@ -136,6 +176,11 @@ class TargetRunner:
             record = self._freeze(attempt, spec, index, stage, stage_name, warmup)
             for sink in self.sinks:
                 sink(record)
+        return record
+
+    def _keeps_text(self, spec: RequestSpec) -> bool:
+        """Output text is kept to compare outputs (``agreement``) and to carry a session's history."""
+        return self.keep_output_text or spec.session_id is not None
 
     def _freeze(self, a: Attempt, spec: RequestSpec, index: int, stage: int, stage_name: str,
                 warmup: bool) -> RequestRecord:
@@ -156,27 +201,26 @@ class TargetRunner:
             prompt_tokens=a.prompt_tokens if a.prompt_tokens is not None else spec.prompt_tokens,
             output_tokens=a.output_tokens, expected_output_tokens=spec.max_tokens,
             client_prompt_tokens=client_prompt, client_output_tokens=client_output, token_count_mismatch=mismatch,
-            output_text="".join(a.text_parts) if self.keep_output_text and a.text_parts is not None else None,
+            output_text="".join(a.text_parts) if self._keeps_text(spec) and a.text_parts is not None else None,
+            cached_tokens=a.cached_tokens, session_id=spec.session_id, turn=spec.turn,
         )
 
     # -- load shapes ---------------------------------------------------------------------
     async def _closed_loop(self, shape: LoadShape, stage: int, stage_name: str, warmup: bool = False) -> None:
         width = shape.closed_loop_width()
         assert width is not None
-        deadline = time.monotonic() + shape.duration_s if shape.duration_s else None
-        budget = [shape.requests if shape.requests is not None else -1]
+        budget = Budget(shape, lambda: self.stopped)
+        if self.sessions and not warmup:
+            started = itertools.count()
 
-        def may_issue() -> bool:
-            if self.stopped or (deadline is not None and time.monotonic() >= deadline):
-                return False
-            if budget[0] == 0:
-                return False
-            budget[0] -= 1
-            return True
-
-        async def worker() -> None:
-            while may_issue():
-                await self._send_one(stage, stage_name, warmup, perf_counter_ns())
+            async def worker() -> None:
+                while budget.open():
+                    await self._run_session(self._session(next(started)), stage, stage_name, budget,
+                                            perf_counter_ns())
+        else:
+            async def worker() -> None:
+                while budget.take():
+                    await self._send_one(stage, stage_name, warmup, perf_counter_ns())
 
         workers = [asyncio.ensure_future(worker()) for _ in range(width)]
         self._in_flight.update(workers)
@@ -187,30 +231,68 @@ class TargetRunner:
 
     async def _open_loop(self, shape: LoadShape, stage: int, stage_name: str) -> None:
         rng = random.Random(f"{self.seed}:{stage}")
-        offsets = shape.arrival_offsets(rng)
+        budget = Budget(shape, lambda: self.stopped)
+        started = itertools.count()
         origin = perf_counter_ns() + 1_000_000
         end_offset = shape.duration_s if shape.duration_s is not None else float("inf")
-        tasks: set[asyncio.Task[None]] = set()
-        sent = 0
-        for offset in offsets:
-            if self.stopped or offset >= end_offset or (shape.requests is not None and sent >= shape.requests):
+        tasks: set[asyncio.Future[object]] = set()
+        for offset, spec in shape.schedule(rng, self.prompts):
+            if offset >= end_offset or not budget.open(timed=False):
                 break
             due = origin + int(offset * 1e9)
             await self._wait_until(due)
             if self.stopped:
                 break
-            if self._gate is not None:
-                await self._gate.acquire()
-            task = asyncio.ensure_future(self._send_one(stage, stage_name, False, due))
-            if self._gate is not None:
+            if self.sessions:  # a session arrives; its turns take from the budget as they are sent
+                job: Awaitable[object] = self._run_session(self._session(next(started)), stage, stage_name, budget,
+                                                           due)
+            else:
+                budget.take(timed=False)
+                if self._gate is not None:
+                    await self._gate.acquire()
+                job = self._send_one(stage, stage_name, False, due, spec)
+            task = asyncio.ensure_future(job)
+            if self._gate is not None and not self.sessions:
                 task.add_done_callback(lambda _: self._gate.release())  # type: ignore[union-attr]
             tasks.add(task)
             self._in_flight.add(task)
             task.add_done_callback(tasks.discard)
             task.add_done_callback(self._in_flight.discard)
-            sent += 1
         if tasks:
             await self._until_done_or_stopped(list(tasks))
+
+    # -- sessions ------------------------------------------------------------------------
+    def _session(self, number: int) -> Session:
+        """The ``number``-th session started in this target's run (the source's sessions in turn;
+        a session run again gets ``~pass`` on its id, so every session in the records is one run)."""
+        turns = self.sessions[number % len(self.sessions)]
+        passes = number // len(self.sessions)
+        sid = turns[0].session_id or str(number)
+        return Session(sid if passes == 0 else f"{sid}~{passes}", turns)
+
+    async def _run_session(self, session: Session, stage: int, stage_name: str, budget: Budget,
+                           start_ns: int) -> None:
+        """Turn 1 is due at ``start_ns``; turn k+1 at turn k's end + its think time, with the history."""
+        history: list[dict[str, str]] = []
+        due = start_ns
+        for spec in session.turns:
+            if history:
+                due += int(spec.think_s * 1e9)
+                await self._wait_until(due)
+            if not budget.take():
+                return
+            if self._gate is not None:
+                await self._gate.acquire()
+            try:
+                record = await self._send_one(stage, stage_name, False, due, with_history(spec, history, session.id))
+            finally:
+                if self._gate is not None:
+                    self._gate.release()
+            if not record.ok:
+                return
+            history += [{"role": "user", "content": spec.prompt},
+                        {"role": "assistant", "content": record.output_text or ""}]
+            due = record.end_ns
 
     async def _wait_until(self, due_ns: int) -> None:
         remaining = due_ns - perf_counter_ns()
@@ -223,7 +305,7 @@ class TargetRunner:
         while perf_counter_ns() < due_ns and not self.stopped:
             await asyncio.sleep(0)
 
-    async def _until_done_or_stopped(self, tasks: Sequence[asyncio.Future[None]]) -> None:
+    async def _until_done_or_stopped(self, tasks: Sequence[asyncio.Future[Any]]) -> None:
         """Wait for the tasks; on a stop request, drain for ``drain_timeout_s``, then cancel."""
         pending = {t for t in tasks if not t.done()}
         stop_waiter = asyncio.ensure_future(self._stop.wait())

@@ -4,7 +4,8 @@ Layout (unchanged since the first release; fields are added, never renamed)::
 
     {"manifest": {...},
      "targets": {NAME: {<metrics over all stages>, "stages": {STAGE: {<metrics>}},
-                        "agreement": {...} | null (only on targets compared with a reference)}}}
+                        "agreement": {...} | null (only on targets compared with a reference),
+                        "ttft_ms_by_turn": {TURN: Stats} (only in multi-turn runs)}}}
 
 <metrics> is ``requests`` ({ok, failed, by_error}) plus one field per registered metric
 (``loadgen.metrics.DISTRIBUTIONS``: ``Stats`` or null; ``AGGREGATES``: a number or null), so
@@ -53,6 +54,9 @@ MetricsBlock: type[_Metrics] = create_model(  # type: ignore[call-overload]
 class TargetSummary(MetricsBlock):  # type: ignore[valid-type,misc]
     stages: dict[str, MetricsBlock] = Field(default_factory=dict)  # type: ignore[valid-type]
     agreement: Agreement | None = None  # absent on the reference target; null when nothing could be paired
+    # Multi-turn runs only (absent otherwise): ``ttft_ms`` of the successful requests of each turn
+    # index ("1" = sessions' first turns), over all stages: what a prefix cache does to later turns.
+    ttft_ms_by_turn: dict[str, m.Stats] | None = None
 
 
 class Host(BaseModel):
@@ -83,6 +87,8 @@ class Manifest(BaseModel):
     command: list[str]
     clock: Clock
     engine_builds: list[dict[str, Any]] = Field(default_factory=list)
+    # What the prompt source left out or changed (a trace: rows, used, clipped, skipped_*); absent when nothing.
+    prompt_stats: dict[str, int] = Field(default_factory=dict)
 
 
 class Summary(BaseModel):
@@ -127,10 +133,24 @@ def build_summary(records: Sequence[RequestRecord], loop_lag: Sequence[tuple[int
             in_stage = [r for r in mine if r.stage == stage]
             stages[in_stage[0].stage_name] = summarize(in_stage, lags_within(in_stage, loop_lag), slo)
         summary = TargetSummary(**dict(block), stages=stages)
+        by_turn = ttft_by_turn(mine)
+        if by_turn:
+            summary.ttft_ms_by_turn = by_turn
         if agreement_reference is not None and target != agreement_reference:
             summary.agreement = agreement(records, agreement_reference, target, tokenize)
         targets[target] = summary
     return Summary(manifest=manifest, targets=targets)
+
+
+def ttft_by_turn(records: Sequence[RequestRecord]) -> dict[str, m.Stats]:
+    """``ttft_ms`` stats per turn index of the measured records that belong to a session."""
+    turns = sorted({r.turn for r in records if r.turn is not None and not r.warmup})
+    found = {}
+    for turn in turns:
+        s = m.stats(m.ttft_ms(r) for r in records if r.turn == turn and r.ok and not r.warmup)
+        if s is not None:
+            found[str(turn)] = s.rounded()
+    return found
 
 
 def lags_within(records: Sequence[RequestRecord], loop_lag: Sequence[tuple[int, int]]) -> list[float]:

@@ -22,7 +22,9 @@ def vllm_argv(model_dir: str | Path, port: int, served_model_name: str = LOCAL_M
               python: Path = VLLM_PYTHON) -> list[str]:
     return [str(python), "-m", "vllm.entrypoints.openai.api_server", "--model", str(model_dir),
             "--served-model-name", served_model_name, "--host", "127.0.0.1", "--port", str(port),
-            "--max-model-len", str(max_model_len), "--dtype", "float32"]
+            "--max-model-len", str(max_model_len), "--dtype", "float32",
+            # usage.prompt_tokens_details.cached_tokens: what the prefix cache served (loadgen's cached_share)
+            "--enable-prompt-tokens-details"]
 
 
 def vllm_env(kv_cache_gib: int = 2) -> dict[str, str]:

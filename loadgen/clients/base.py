@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from time import perf_counter_ns
 from typing import Any, ClassVar, Protocol
 
@@ -19,16 +19,49 @@ from loadgen.clients.http import ConnectionPool, HTTPFailure, exchange
 from loadgen.clients.sse import SSEParser, SSEProtocolError
 from loadgen.record import Attempt
 
+# Tokens of a unique per-request salt (``prompts.unique``): 4 words from a vocabulary of at
+# least 64 single-token words number 64**4 ≈ 16.7 M requests before a salt can repeat.
+SALT_TOKENS = 4
+
 
 @dataclass(frozen=True, slots=True)
 class RequestSpec:
-    """What to ask: a prompt (text, and chat messages for chat APIs) and the output length."""
+    """What to ask: a prompt (text, and chat messages for chat APIs) and the output length.
+
+    The optional fields carry what only the prompt source knows and the runner needs to
+    schedule it (so no source is special-cased in the runner): ``at_s``, the request's
+    offset on a trace's own clock (the ``replay`` load shape sends it then); ``session_id``,
+    ``turn`` and ``think_s``, a turn of a multi-turn session (sent ``think_s`` after the
+    previous turn's response ended, with the whole history); ``salt_words``, single-token
+    words from which the runner draws a unique per-request prefix of ``SALT_TOKENS`` tokens
+    (``prompts.unique``), so that no request can hit a prefix cache warmed by another.
+    """
 
     prompt_id: str
     prompt: str
     max_tokens: int
     prompt_tokens: int | None = None  # exact count from the prompt builder, when known
     messages: tuple[dict[str, str], ...] | None = None
+    at_s: float | None = None
+    session_id: str | None = None
+    turn: int | None = None  # 1 for a session's first turn
+    think_s: float = 0.0
+    salt_words: tuple[str, ...] | None = None
+
+    def salted(self, number: int) -> RequestSpec:
+        """This request with ``number`` written as ``SALT_TOKENS`` words (base ``len(salt_words)``)
+        in front of the prompt, which the source built ``SALT_TOKENS`` tokens short: each word is one
+        space-prefixed token, so the length stays exact and distinct numbers give distinct prompts.
+        The prompt id gets the salt too: records with equal ids saw equal prompts (``agreement``)."""
+        words = self.salt_words
+        if not words:
+            return self
+        digits = []
+        for _ in range(SALT_TOKENS):
+            number, digit = divmod(number, len(words))
+            digits.append(words[digit])
+        return replace(self, prompt=" " + " ".join(digits) + self.prompt, salt_words=None,
+                       prompt_id=f"{self.prompt_id}~{'-'.join(digits)}")
 
 
 @dataclass(frozen=True)

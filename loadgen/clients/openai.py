@@ -8,7 +8,9 @@ Token accounting, the part other tools get wrong:
   growth of ``completion_tokens``; a server that ignores the option gets one token per
   output-bearing chunk, and the record says the counts were assumed
   (``chunk_tokens_exact = False``);
-- output tokens come from the final ``usage`` (``stream_options.include_usage``);
+- output tokens come from the final ``usage`` (``stream_options.include_usage``); prompt tokens
+  served from the prefix cache from ``usage.prompt_tokens_details.cached_tokens`` when the
+  server reports them (vLLM with ``--enable-prompt-tokens-details``);
 - an ``{"error": ...}`` object after HTTP 200 is a stream error, not the end of a success.
 """
 
@@ -75,6 +77,9 @@ class _OpenAIStream(HTTPStreamClient):
                 tokens = 0  # usage-only chunk
             attempt.output_tokens = completion
             attempt.prompt_tokens = usage.get("prompt_tokens", attempt.prompt_tokens)
+            details = usage.get("prompt_tokens_details")
+            if details and details.get("cached_tokens") is not None:
+                attempt.cached_tokens = details["cached_tokens"]
         elif choices:
             tokens = 1 if any_output else 0
             if any_output:

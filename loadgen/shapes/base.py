@@ -9,12 +9,13 @@ coordinated omission). A new shape answers one of them and needs no runner chang
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import ClassVar
 
 from pydantic import Field, field_validator, model_validator
 
 from loadgen.basemodel import StrictModel
+from loadgen.clients.base import RequestSpec
 from loadgen.registry import ARRIVALS
 
 
@@ -42,6 +43,15 @@ class LoadShape(StrictModel):
     def arrival_offsets(self, rng: random.Random) -> Iterator[float]:
         """Open loop: seconds from the stage's start at which each request is due (first at 0)."""
         raise NotImplementedError(f"{type(self).__name__} is a closed loop")
+
+    def schedule(self, rng: random.Random,
+                 specs: Sequence[RequestSpec]) -> Iterator[tuple[float, RequestSpec | None]]:
+        """Open loop: (offset, spec) per request; spec None means the next prompt in rotation.
+        A shape that replays the prompts' own clock (``replay``) names the spec itself."""
+        return ((t, None) for t in self.arrival_offsets(rng))
+
+    def check_prompts(self, specs: Sequence[RequestSpec]) -> None:
+        """Raise ``PromptError`` (before the run) when this shape cannot send these prompts."""
 
     def default_label(self) -> str:
         return self.type

@@ -9,24 +9,41 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from pydantic import Field
 
 from loadgen.basemodel import StrictModel
 from loadgen.clients.base import RequestSpec
-from loadgen.tokens import Counter, LocalTokenizer
+from loadgen.tokens import COMMON_WORDS, Counter, LocalTokenizer, PromptError
 
 
 @dataclass(frozen=True)
 class PromptContext:
     """What a source may use: the run's seed, the local tokenizer (when the profile names one),
-    and a token counter over a target's ``/tokenize`` (when a target's API has one)."""
+    and a token counter over a target's ``/tokenize`` (when a target's API has one).
+
+    ``stats``: counts a source reports about its input (a trace's rows clipped or skipped);
+    they go into the manifest's ``prompt_stats``, so summary.json says what was left out."""
 
     seed: int
     tokenizer: LocalTokenizer | None
     server_counter: Callable[[], Counter] | None = None
+    stats: dict[str, int] = field(default_factory=dict)
+
+    def exact_counter(self) -> tuple[Counter, Sequence[str]]:
+        """A token counter and words that are one token each (with a leading space), for prompts of
+        exact length: the local tokenizer's, else the server's ``/tokenize`` over common words."""
+        if self.tokenizer is not None:
+            words = self.tokenizer.single_token_words()
+            if not words:
+                raise PromptError("no single-token words to build prompts from")
+            return self.tokenizer.count, words
+        if self.server_counter is None:
+            raise PromptError("exact prompt lengths need a tokenizer: give --tokenizer DIR (a folder with "
+                              "tokenizer.json), or a target with /tokenize (vLLM, the baseline)")
+        return self.server_counter(), COMMON_WORDS
 
 
 class PromptSource(StrictModel):

@@ -21,6 +21,8 @@ def parse_args(argv: list[str] | None = None) -> MockConfig:
     p.add_argument("--output-tokens", type=int, default=16, help="when the request gives no max_tokens")
     p.add_argument("--model", default="mock")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--prefix-cache-block", type=int, default=0,
+                   help="N>0: simulate a prefix cache of N-word blocks and report usage.prompt_tokens_details")
     for fault, what in (("fail-500", "answer HTTP 500"), ("fail-429", "answer HTTP 429"),
                         ("drop", "close the connection mid-stream"), ("stall", "stop writing mid-stream"),
                         ("malformed", "send a malformed event mid-stream"),
@@ -33,7 +35,7 @@ def parse_args(argv: list[str] | None = None) -> MockConfig:
                       tokens_per_chunk=a.tokens_per_chunk, output_tokens=a.output_tokens, model=a.model,
                       seed=a.seed, fail_500_rate=a.fail_500_rate, fail_429_rate=a.fail_429_rate,
                       drop_rate=a.drop_rate, stall_rate=a.stall_rate, malformed_rate=a.malformed_rate,
-                      error_event_rate=a.error_event_rate)
+                      error_event_rate=a.error_event_rate, prefix_cache_block=a.prefix_cache_block)
 
 
 async def serve(config: MockConfig) -> None:

@@ -40,6 +40,7 @@ class MockConfig:
     stall_rate: float = 0.0
     malformed_rate: float = 0.0
     error_event_rate: float = 0.0
+    prefix_cache_block: int = 0  # >0: report usage.prompt_tokens_details.cached_tokens (see PrefixCache)
 
     def draw_fault(self, rng: random.Random) -> str | None:
         """At most one fault per request, each with its own probability."""
@@ -166,9 +167,34 @@ class Stream:
                                  "code": "injected"}}) + DONE
 
 
+class PrefixCache:
+    """A block-granular prefix cache over the prompt's words (the mock's tokens), like vLLM's chain of
+    block hashes: a prompt's cached tokens are its leading full blocks that an earlier prompt had, in
+    the same order from the start. Why in a mock: the load generator's ``cached_tokens`` and
+    ``cached_share`` need a server whose answer follows from the prompts actually sent, so a test
+    can tell a shared prefix from a unique one. Never evicts; at least one block is always computed."""
+
+    def __init__(self, block: int) -> None:
+        self.block = block
+        self.seen: set[int] = set()
+
+    def admit(self, words: list[str]) -> int:
+        """Cached tokens of this prompt; its blocks are remembered for later prompts."""
+        cached, key, hit = 0, 0, True
+        for end in range(self.block, len(words) + 1, self.block):
+            key = hash((key, tuple(words[end - self.block:end])))
+            if hit and key in self.seen:
+                cached = end
+            else:
+                hit = False
+            self.seen.add(key)
+        return cached - self.block if cached and cached == len(words) else cached
+
+
 class MockServer:
     def __init__(self, config: MockConfig) -> None:
         self.config = config
+        self.prefix_cache = PrefixCache(config.prefix_cache_block) if config.prefix_cache_block > 0 else None
         self.metrics = MockMetrics()
         self.rng = random.Random(config.seed)
         self.loop = asyncio.get_running_loop()
@@ -233,8 +259,12 @@ class MockServer:
         if self._fault_response(proto, fault):
             return
         prompt = " ".join(str(m.get("content", "")) for m in request["messages"]) if chat else str(request["prompt"])
-        prompt_tokens = len(prompt.split())
-        usage = {"prompt_tokens": prompt_tokens, "completion_tokens": n, "total_tokens": prompt_tokens + n}
+        words = prompt.split()
+        prompt_tokens = len(words)
+        usage: dict[str, Any] = {"prompt_tokens": prompt_tokens, "completion_tokens": n,
+                                 "total_tokens": prompt_tokens + n}
+        if self.prefix_cache is not None:
+            usage["prompt_tokens_details"] = {"cached_tokens": self.prefix_cache.admit(words)}
         rid = f"{'chatcmpl' if chat else 'cmpl'}-mock-{self.next_id()}"
         base = {"id": rid, "object": "chat.completion.chunk" if chat else "text_completion",
                 "created": int(time.time()), "model": cfg.model}

@@ -107,7 +107,8 @@ def test_plugins_are_checked_against_the_registries_and_defaults_hold() -> None:
     p = load_profile(None, [*base, ("targets", [{"name": "a", "kind": "triton-grpc", "url": "u"}])])
     # no `type`: a concurrency stage; no `prompts.source`: synthetic prompts (both as before the registries)
     assert (p.load.type, p.load.closed_loop_width(), p.prompts.source) == ("concurrency", 2, "synthetic")
-    with pytest.raises(ValidationError, match=r"'csv' .* expected tags: 'sharegpt', 'synthetic'"):
+    with pytest.raises(ValidationError, match=r"'csv' .* expected tags: 'conversations', 'shared-prefix', 'sharegpt', "
+                                               r"'synthetic', 'trace'"):
         load_profile(None, [*base, ("targets", [{"name": "a", "kind": "openai-chat", "url": "u"}]),
                             ("prompts", {"source": "csv"})])
     with pytest.raises(ValidationError, match="has no single value to sweep"):

@@ -18,6 +18,7 @@ from loadgen.shapes.base import LoadShape
 from loadgen.shapes.concurrency import Concurrency
 from loadgen.shapes.ramp import Ramp, ramp_time
 from loadgen.shapes.rate import Rate
+from loadgen.shapes.replay import Replay
 
 STAGE = TypeAdapter(LoadStage)
 
@@ -32,7 +33,8 @@ def offsets(n: int, **fields) -> list[float]:
 
 
 def test_registries_name_every_shape_and_arrival() -> None:
-    assert {name: cls for name, cls in SHAPES.items()} == {"concurrency": Concurrency, "rate": Rate, "ramp": Ramp}
+    assert {name: cls for name, cls in SHAPES.items()} == {"concurrency": Concurrency, "rate": Rate, "ramp": Ramp,
+                                                           "replay": Replay}
     assert {name: cls for name, cls in ARRIVALS.items()} == {"constant": Constant, "gamma": Gamma, "poisson": Poisson}
     assert type(shape(type="rate", rate=1.0, requests=1)) is Rate
 
