@@ -8,6 +8,7 @@ back. A run writes into its output folder as it goes::
     manifest.json   before the first request (what the run is)
     records.jsonl   one line per request as it ends (a killed run keeps what finished)
     loop_lag.jsonl  the client's event-loop lag samples
+    cpu.jsonl       the client's own CPU time samples (loadgen.cpu; the validity verdict's CPU share)
     summary.json, summary.csv, report.txt, report.html   at the end
 
 Example::
@@ -34,8 +35,10 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from loadgen.clients import ClientOptions, RequestSpec, client_class, make_client
+from loadgen.answers.saturation import SaturationWatch
+from loadgen.clients import RequestSpec, client_class, make_client
 from loadgen.config import Profile, TargetConfig
+from loadgen.cpu import CPU_FILE, CpuSampler, read_samples, write_samples
 from loadgen.exporter import LiveMetrics
 from loadgen.manifest import make_manifest
 from loadgen.record import RequestRecord
@@ -44,8 +47,9 @@ from loadgen.render import html as html_render
 from loadgen.render import table as table_render
 from loadgen.runner import LoopLagMonitor, TargetRunner
 from loadgen.sinks.jsonl import LOOP_LAG_FILE, RECORDS_FILE, JsonlSink, read_records
-from loadgen.sources.base import PromptContext
+from loadgen.sources.base import PromptContext, PromptProgress
 from loadgen.summary import Manifest, Summary, build_summary
+from loadgen.targets import check_targets, client_options
 from loadgen.tokens import Counter, LocalTokenizer, PromptError, server_counter
 
 MANIFEST_FILE = "manifest.json"
@@ -74,6 +78,7 @@ class RunResult:
     loop_lag: list[tuple[int, int]]
     out: Path | None = None
     interrupted: bool = False
+    cpu: list[tuple[int, int]] = field(default_factory=list)  # (perf_counter_ns, process_time_ns), loadgen.cpu
 
 
 @dataclass
@@ -94,20 +99,23 @@ def run(profile: Profile, out: Path | None = None, *, argv: Sequence[str] = (),
     profile's ``out``, else ``results/<timestamp>``) and return the result. Raises
     ``RunSetupError`` before any request when the run cannot start."""
     hooks = hooks or Hooks()
-    specs, counter, prompt_stats = build_prompts(profile)
+    secrets = _checked_targets(profile)  # before anything is created: nothing is left behind by a bad target
+    specs, counter, prompt_stats = build_prompts(profile, hooks.notify)
     out = _output_folder(out or profile.out or Path("results") / time.strftime("%Y%m%d-%H%M%S"))
-    manifest = make_manifest(profile, specs, argv, engine_builds, prompt_stats)
+    manifest = make_manifest(profile, specs, argv, engine_builds, prompt_stats, secrets=secrets)
     (out / MANIFEST_FILE).write_text(manifest.model_dump_json(indent=2, exclude_unset=True) + "\n")  # fields only grow
     live = _start_exporter(profile, hooks) if profile.metrics.enabled else None
     sink = JsonlSink(out / RECORDS_FILE)
     loop = _new_event_loop()
+    cpu = CpuSampler()
     # Everything built so far (prompts, a tokenizer's vocabulary, the registries) lives for the whole
     # run: moved out of the collector's reach, a full collection mid-run scans only what the run makes
     # (here it took ~25 ms with a tokenizer loaded: one late send in an open loop).
     gc.collect()
     gc.freeze()
     try:
-        records, lags, interrupted = loop.run_until_complete(_run_targets(profile, specs, counter, sink, live, hooks))
+        records, lags, interrupted = loop.run_until_complete(_run_targets(profile, specs, counter, sink, live, hooks,
+                                                                              cpu))
         if live is not None and profile.metrics.linger_s:
             time.sleep(profile.metrics.linger_s)  # a last scrape sees the final counts
     finally:
@@ -117,19 +125,30 @@ def run(profile: Profile, out: Path | None = None, *, argv: Sequence[str] = (),
         if live is not None:
             live.close()
     (out / LOOP_LAG_FILE).write_text("".join(f"[{t},{lag}]\n" for t, lag in lags))
-    summary = summarize_run(records, lags, manifest, profile)
-    result = RunResult(records, summary, manifest, lags, out, interrupted)
+    write_samples(cpu.samples, out / CPU_FILE)
+    summary = summarize_run(records, lags, manifest, profile, cpu=cpu.samples)
+    result = RunResult(records, summary, manifest, lags, out, interrupted, cpu.samples)
     write_outputs(result, report=report)
     return result
 
 
-def build_prompts(profile: Profile) -> tuple[list[RequestSpec], Counter | None, dict[str, int]]:
+def _checked_targets(profile: Profile) -> set[str]:
+    """Every target resolved and its client built (``loadgen.targets``); the secrets never to write."""
+    try:
+        return check_targets(profile)
+    except ValueError as exc:
+        raise RunSetupError(str(exc)) from exc
+
+
+def build_prompts(profile: Profile, notify: Callable[[str], None] | None = None,
+                  ) -> tuple[list[RequestSpec], Counter | None, dict[str, int]]:
     """The run's request specs, the client-side token counter (None without a local tokenizer), and
     what the source reported about its input (``prompt_stats``: a trace's clipped and skipped rows).
     Every stage checks it can send these prompts (``replay`` needs arrival times) before the run."""
     try:
         tokenizer = LocalTokenizer(profile.prompts.tokenizer) if profile.prompts.tokenizer else None
-        context = PromptContext(seed=profile.seed, tokenizer=tokenizer, server_counter=_server_counter(profile))
+        context = PromptContext(seed=profile.seed, tokenizer=tokenizer, server_counter=_server_counter(profile),
+                                progress=PromptProgress(notify) if notify is not None else None)
         specs = profile.prompts.build(context)
         if not specs:
             raise PromptError("the prompt source gave no requests")
@@ -144,7 +163,7 @@ def _server_counter(profile: Profile) -> Callable[[], Counter] | None:
     """Token counting at the first target whose API has ``/tokenize``."""
     for target in profile.targets:
         if client_class(target.kind).has_tokenize:
-            return lambda t=target: server_counter(t.url, profile.model_for(t))
+            return lambda t=target: server_counter(t.url, profile.model_for(t), client_options(profile, t))
     return None
 
 
@@ -153,7 +172,7 @@ def _output_folder(out: Path) -> Path:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise RunSetupError(f"cannot create the output folder {out}: {exc}") from exc
-    if (out / RECORDS_FILE).exists():
+    if (out / RECORDS_FILE).exists() and (out / RECORDS_FILE).stat().st_size > 0:  # an empty one loses nothing
         raise RunSetupError(f"{out / RECORDS_FILE} exists; choose another output folder (--out)")
     return out
 
@@ -188,11 +207,14 @@ def _new_event_loop() -> asyncio.AbstractEventLoop:
 
 async def _run_targets(profile: Profile, specs: list[RequestSpec], counter: Counter | None, sink: JsonlSink,
                        live: LiveMetrics | None,
-                       hooks: Hooks) -> tuple[list[RequestRecord], list[tuple[int, int]], bool]:
+                       hooks: Hooks, cpu: CpuSampler | None = None,
+                       ) -> tuple[list[RequestRecord], list[tuple[int, int]], bool]:
     """Each target in turn, every stage; SIGINT/SIGTERM stop issuing and end the run after the drain."""
     records: list[RequestRecord] = []
     monitor = LoopLagMonitor(listener=live.loop_lag_sample if live else None)
     monitor.start()
+    if cpu is not None:
+        cpu.start()
     interrupted = False
     stages = profile.resolved_stages()
     total = sum(s.requests or 0 for s in stages) if all(s.requests for s in stages) else None
@@ -205,6 +227,9 @@ async def _run_targets(profile: Profile, specs: list[RequestSpec], counter: Coun
         if hooks.on_target is not None:
             hooks.on_target(target.name, total)
         runner = _target_runner(profile, target, specs, counter, sinks, live, hooks, salt_base)
+        watched = {i for i, stage in enumerate(stages) if stage.stop_on_saturation}
+        if watched:  # loadgen.answers.saturation: ends a stage once the server is saturated
+            runner.sinks = [*runner.sinks, SaturationWatch(watched, runner.end_stage)]
         with _stop_on_signals(runner):
             await runner.client.start()
             try:
@@ -215,16 +240,15 @@ async def _run_targets(profile: Profile, specs: list[RequestSpec], counter: Coun
             interrupted = True
             break
     await monitor.stop()
+    if cpu is not None:
+        await cpu.stop()
     return records, monitor.samples, interrupted
 
 
 def _target_runner(profile: Profile, target: TargetConfig, specs: list[RequestSpec], counter: Counter | None,
                    sinks: list[Callable[[RequestRecord], None]], live: LiveMetrics | None,
                    hooks: Hooks, salt_base: int) -> TargetRunner:
-    req = profile.request
-    options = ClientOptions(model=profile.model_for(target), timeout_s=req.timeout_s,
-                            stall_timeout_s=req.stall_timeout_s, temperature=req.temperature,
-                            ignore_eos=req.ignore_eos, extra_body=req.extra_body)
+    options = client_options(profile, target)
     on_issue = (lambda stage, t=target.name, k=target.kind: live.issued(t, k, stage)) if live else None
     return TargetRunner(target.name, make_client(target.kind, target.url, options), specs, sinks,
                         seed=profile.seed, on_issue=on_issue, on_stage=hooks.on_stage, salt_base=salt_base,
@@ -253,7 +277,7 @@ class _stop_on_signals:
 
 
 def summarize_run(records: Sequence[RequestRecord], lags: Sequence[tuple[int, int]], manifest: Manifest,
-                  profile: Profile | None = None) -> Summary:
+                  profile: Profile | None = None, cpu: Sequence[tuple[int, int]] = ()) -> Summary:
     """The typed summary, with the SLO, agreement reference and tokenizer of the run's profile."""
     saved = profile.model_dump(mode="json") if profile is not None else manifest.profile
     reference = (saved.get("agreement") or {}).get("reference")
@@ -265,7 +289,7 @@ def summarize_run(records: Sequence[RequestRecord], lags: Sequence[tuple[int, in
         except PromptError:
             tokenize = None  # agreement falls back to characters, and says so in its ``unit``
     return build_summary(records, lags, manifest, saved.get("slo") or {}, agreement_reference=reference,
-                         tokenize=tokenize)
+                         tokenize=tokenize, cpu=cpu)
 
 
 def write_outputs(result: RunResult, report: bool = True) -> None:
@@ -291,9 +315,13 @@ def load_run(path: Path, rebuild: bool = False) -> RunResult:
     except ValueError as exc:
         raise RunFormatError(str(exc)) from exc
     lags = _loop_lag(path / LOOP_LAG_FILE)
+    try:
+        cpu = read_samples(path / CPU_FILE)  # absent in runs from before the sampler: no CPU share
+    except ValueError as exc:
+        raise RunFormatError(str(exc)) from exc
     saved = _validated(path / SUMMARY_FILE, Summary) if (path / SUMMARY_FILE).exists() else None
-    summary = saved if saved is not None and not rebuild else summarize_run(records, lags, manifest)  # type: ignore[arg-type]
-    return RunResult(records, summary, manifest, lags, path)  # type: ignore[arg-type]
+    summary = saved if saved is not None and not rebuild else summarize_run(records, lags, manifest, cpu=cpu)  # type: ignore[arg-type]
+    return RunResult(records, summary, manifest, lags, path, cpu=cpu)  # type: ignore[arg-type]
 
 
 def _loop_lag(path: Path) -> list[tuple[int, int]]:

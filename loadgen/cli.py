@@ -1,4 +1,5 @@
-"""``loadgen run | report | selftest`` — the command line of the load generator."""
+"""``loadgen run | report | selftest | search | compare`` — the command line of the load generator
+(search and compare: ``loadgen/answers/commands.py``)."""
 
 from __future__ import annotations
 
@@ -11,8 +12,11 @@ from pydantic import ValidationError
 from rich.console import Console
 
 from loadgen import api
+from loadgen.answers import commands as answers
 from loadgen.config import DELETE, SLOConfig, TargetConfig, load_profile, parse_assignment
 from loadgen.engine_manifest import EngineManifestError, describe, load_engine_manifests
+from loadgen.headers import parse_header
+from loadgen.outcome import EXIT_FAILED, outcome
 from loadgen.registry import ARRIVALS, CLIENTS, UnknownPluginError
 from loadgen.render.progress import ProgressBar
 from loadgen.render.table import print_summary
@@ -49,6 +53,13 @@ def _run_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("--metrics-port", type=int, help="live Prometheus metrics port (default 9400; 0 = any free)")
     p.add_argument("--no-metrics", action="store_true", help="do not serve live Prometheus metrics")
+    p.add_argument("--header", action="append", default=[], metavar="'NAME: VALUE'",
+                   help="an extra header on every request (repeatable); sensitive values are redacted in every file")
+    p.add_argument("--api-key-env", metavar="VAR", help="send `Authorization: Bearer $VAR` (the key is never written)")
+    p.add_argument("--ca-cert", type=Path, help="PEM file of the CA that signed https:// / grpcs:// targets")
+    p.add_argument("--insecure", action="store_true", help="TLS without verifying the certificate (HTTP kinds)")
+    p.add_argument("--max-failed-ratio", type=float, default=0.0, metavar="R",
+                   help=f"exit {EXIT_FAILED} when more than this share of requests failed (default 0: any)")
     p.add_argument("--engine-manifest", action="append", default=[], type=Path, metavar="PATH",
                    help="an engine build's manifest.json (e.g. the TensorRT-LLM precision) to carry into the run's "
                         "manifest; also read from $LOADGEN_ENGINE_MANIFESTS (':'-separated)")
@@ -85,20 +96,45 @@ def overrides_from_args(args: argparse.Namespace) -> list[tuple[str, Any]]:
         o += [(f"slo.{k}", v) for k, v in SLOConfig.parse(args.slo).items()]
     if getattr(args, "metrics_port", None) is not None:
         o.append(("metrics.port", args.metrics_port))
+    o += _request_overrides(args)
     if getattr(args, "no_metrics", False):
         o.append(("metrics.enabled", False))
     o += [parse_assignment(text) for text in args.set]
     return o
 
 
+def _request_overrides(args: argparse.Namespace) -> list[tuple[str, Any]]:
+    """--header, --api-key-env, --ca-cert, --insecure as ``request.*`` keys."""
+    o: list[tuple[str, Any]] = []
+    if getattr(args, "header", None):
+        o.append(("request.headers", dict(parse_header(text) for text in args.header)))
+    if getattr(args, "api_key_env", None):
+        o.append(("request.api_key_env", args.api_key_env))
+    if getattr(args, "ca_cert", None) is not None:
+        o.append(("request.ca_cert", str(args.ca_cert)))
+    if getattr(args, "insecure", False):
+        o.append(("request.insecure", True))
+    return o
+
+
 # -- run -------------------------------------------------------------------------------------
+
+def explain(exc: Exception) -> str:
+    """An error for the console. A profile's validation errors are listed by field and message only:
+    pydantic's own text repeats the input, which may hold a header's secret value."""
+    if isinstance(exc, ValidationError):
+        return "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'profile'}: {e['msg']}" for e in exc.errors())
+    return str(exc)
+
 
 def cmd_run(args: argparse.Namespace) -> int:
     try:
+        if not 0 <= getattr(args, "max_failed_ratio", 0.0) <= 1:
+            raise ValueError("--max-failed-ratio is a share of the requests, between 0 and 1")
         profile = load_profile(args.profile, overrides_from_args(args))
         engine_builds = load_engine_manifests(args.engine_manifest)
     except (ValidationError, ValueError, OSError, EngineManifestError) as exc:
-        console.print(f"[red]error:[/red] {exc}")
+        console.print(f"[red]error:[/red] {explain(exc)}")
         return 2
     for line in describe(engine_builds):
         console.print(f"engine build: {line}")
@@ -118,7 +154,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         console.print("[red]interrupted: issuing stopped early; the records and summary hold what finished "
                       "(in-flight requests past the grace period are recorded as cancelled)[/red]")
         return EXIT_INTERRUPTED
-    return 0
+    verdict = outcome(result.summary, getattr(args, "max_failed_ratio", 0.0))
+    if verdict.message:
+        console.print(f"[red]{verdict.message}[/red]")
+    return verdict.code
 
 
 # -- report ----------------------------------------------------------------------------------
@@ -146,7 +185,11 @@ def main(argv: list[str] | None = None) -> int:
     report.add_argument("dir", type=Path)
     selftest = sub.add_parser("selftest", help="measure this client against the synthetic server")
     selftest.add_argument("--quick", action="store_true", help="smaller figures, for tests")
+    answers.add_parsers(sub)  # search, compare (loadgen/answers/commands.py)
     args = parser.parse_args(argv)
+    answered = answers.dispatch(args)
+    if answered is not None:
+        return answered
     if args.command == "run":
         return cmd_run(args)
     if args.command == "report":

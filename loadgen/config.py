@@ -17,6 +17,8 @@ import yaml
 from pydantic import BeforeValidator, Field, field_validator, model_validator
 
 from loadgen.basemodel import StrictModel
+from loadgen.clients.endpoint import HTTP_SCHEMES, parse_url
+from loadgen.headers import check_header
 from loadgen.registry import CLIENTS, SHAPES, SOURCES, Registry
 from loadgen.shapes.base import LoadShape
 
@@ -28,11 +30,29 @@ class TargetConfig(StrictModel):
     kind: str = Field(description="a registered client kind (loadgen.clients): openai-chat, triton-grpc, ...")
     url: str
     model: str | None = None
+    headers: dict[str, str] | None = Field(default=None, description=(
+        "extra request headers for this target (over request.headers); sensitive values are redacted in every file"))
+    api_key_env: str | None = Field(default=None, description=(
+        "environment variable holding this target's API key (over request.api_key_env)"))
 
     @field_validator("kind")
     @classmethod
     def _known_kind(cls, kind: str) -> str:
         return CLIENTS.check(kind)
+
+    @field_validator("headers")
+    @classmethod
+    def _valid_headers(cls, headers: dict[str, str] | None) -> dict[str, str] | None:
+        return dict(check_header(k, v) for k, v in headers.items()) if headers else headers
+
+    @model_validator(mode="after")
+    def _valid_url(self) -> TargetConfig:
+        """Before anything is created: a URL this kind can reach (a scheme it speaks, a host)."""
+        try:
+            parse_url(self.url, getattr(CLIENTS.get(self.kind), "url_schemes", HTTP_SCHEMES))
+        except ValueError as exc:
+            raise ValueError(f"target {self.name}: {exc}") from None
+        return self
 
     @classmethod
     def parse(cls, spec: str) -> TargetConfig:
@@ -74,6 +94,7 @@ class SweepConfig(StrictModel):
     duration_s: float | None = Field(default=None, gt=0)
     arrival: str | None = Field(default=None, description="open-loop shapes: the arrival process")
     burstiness: float | None = Field(default=None, gt=0)
+    stop_on_saturation: bool | None = Field(default=None, description="every stage ends once saturated")
 
     @field_validator("type")
     @classmethod
@@ -97,6 +118,17 @@ class RequestConfig(StrictModel):
     extra_body: dict[str, Any] | None = Field(default=None, description=(
         "fields added to every request body (Triton gRPC: input tensors, int→INT32, float→FP32, bool→BOOL, "
         "str→BYTES); a field set to null is removed"))
+    headers: dict[str, str] = Field(default_factory=dict, description=(
+        "extra headers on every request (HTTP headers; gRPC metadata); sensitive values are redacted in every file"))
+    api_key_env: str | None = Field(default=None, description=(
+        "environment variable holding the API key, sent as `Authorization: Bearer <key>` (the key is never written)"))
+    ca_cert: Path | None = Field(default=None, description="PEM file of the CA that signed https:// / grpcs:// targets")
+    insecure: bool = Field(default=False, description="TLS without verifying the server's certificate (HTTP kinds)")
+
+    @field_validator("headers")
+    @classmethod
+    def _valid_headers(cls, headers: dict[str, str]) -> dict[str, str]:
+        return dict(check_header(k, v) for k, v in headers.items())
 
 
 class SLOConfig(StrictModel):

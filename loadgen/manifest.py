@@ -11,13 +11,14 @@ import os
 import platform
 import socket
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from importlib import metadata
 from typing import Any
 
 from loadgen import __version__
 from loadgen.clients.base import RequestSpec
 from loadgen.config import Profile
+from loadgen.headers import redact
 from loadgen.sources.base import dataset_hash
 from loadgen.summary import Manifest
 
@@ -31,9 +32,12 @@ def versions() -> dict[str, str]:
 
 
 def make_manifest(profile: Profile, specs: Sequence[RequestSpec], argv: Sequence[str],
-                  engine_builds: Sequence[dict[str, Any]] = (), prompt_stats: dict[str, int] | None = None) -> Manifest:
+                  engine_builds: Sequence[dict[str, Any]] = (), prompt_stats: dict[str, int] | None = None,
+                  secrets: Iterable[str] = ()) -> Manifest:
+    """The manifest, redacted (``loadgen.headers.redact``): sensitive header values and every string in
+    ``secrets`` (API keys, header values, also where they appear on the command line) never reach it."""
     extra = {"prompt_stats": prompt_stats} if prompt_stats else {}  # absent when the source reports nothing
-    return Manifest.model_validate({
+    return Manifest.model_validate(redact({
         **extra,
         "versions": versions(),
         "profile": profile.model_dump(mode="json"),
@@ -47,4 +51,4 @@ def make_manifest(profile: Profile, specs: Sequence[RequestSpec], argv: Sequence
         # Time bases: records hold perf_counter_ns of this process; these map them to wall time.
         "clock": {"perf_counter_ns": time.perf_counter_ns(), "unix_ns": time.time_ns()},
         "engine_builds": list(engine_builds),
-    })
+    }, secrets))

@@ -71,9 +71,21 @@ def itl_gaps_ms(r: RequestRecord) -> list[float]:
     return [(b - a) / NS_PER_MS for a, b in itertools.pairwise(times)]
 
 
+def connect_ms(r: RequestRecord) -> float | None:
+    """Connection setup of a request that opened a new connection: connect_ns − connect_start_ns
+    (TCP connect, and the TLS handshake on https). None when a pooled connection was reused (and
+    for gRPC, whose one channel connects on its own). Not part of TTFT, which starts at the write."""
+    if r.connect_ns is None or r.connect_start_ns is None:
+        return None
+    return (r.connect_ns - r.connect_start_ns) / NS_PER_MS
+
+
 def send_lag_ms(r: RequestRecord) -> float:
-    """Send lag: actual send − intended send (how late the client was)."""
-    return (r.sent_ns - r.intended_ns) / NS_PER_MS
+    """Send lag: actual send − intended send − connection setup (``connect_ms``, when the request
+    opened a connection): how late the client itself was. Setup is shown apart, in ``connect_ms``;
+    ``ttft_intended_ms`` still includes both."""
+    setup = (r.connect_ns - r.connect_start_ns) if r.connect_ns is not None and r.connect_start_ns is not None else 0
+    return (r.sent_ns - r.intended_ns - setup) / NS_PER_MS
 
 
 def meets_slo(r: RequestRecord, ttft: float | None, tpot: float | None, e2e: float | None) -> bool:
@@ -226,7 +238,8 @@ class Exported:
 @dataclass(frozen=True)
 class Distribution:
     """A metric with samples per request (or, ``source="loop_lag"``, the client's loop-lag samples),
-    summarized as ``Stats`` in ms. ``table``: the statistics shown in the console and HTML tables."""
+    summarized as ``Stats`` in ms. ``table``: the statistics shown in the console and HTML tables.
+    ``better``: which way is an improvement (``loadgen compare``'s verdict); every latency and lag is lower."""
 
     name: str
     title: str
@@ -236,18 +249,21 @@ class Distribution:
     table: tuple[str, ...] = ()
     exported: Exported | None = None
     unit: str = "ms"
+    better: Literal["lower", "higher"] = "lower"
 
 
 @dataclass(frozen=True)
 class Aggregate:
     """One number per target and stage, from its measured records and the profile's SLO limits
-    (None where undefined). ``table``: its column's format in the tables, or None for no column."""
+    (None where undefined). ``table``: its column's format in the tables, or None for no column.
+    ``better``: which way is an improvement (``loadgen compare``); throughputs and shares are higher."""
 
     name: str
     title: str
     compute: Callable[[Sequence[RequestRecord], dict[str, float | None]], float | None]
     unit: str
     table: str | None = None
+    better: Literal["lower", "higher"] = "higher"
 
 
 def _goodput(records: Sequence[RequestRecord], slo: dict[str, float | None]) -> float | None:
@@ -276,6 +292,8 @@ DISTRIBUTIONS: tuple[Distribution, ...] = (
     Distribution("loop_lag_ms", "loop lag", None, source="loop_lag",
                  exported=Exported("loadgen_loop_lag_seconds", "The load generator's own event-loop lag",
                                    LAG_BUCKETS)),
+    # Last: summary.csv's earlier columns keep their places (files only grow).
+    Distribution("connect_ms", "connect", _single(connect_ms), ok_only=False, table=("p99",)),
 )
 
 AGGREGATES: tuple[Aggregate, ...] = (

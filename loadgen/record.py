@@ -30,7 +30,7 @@ class RequestRecord(BaseModel):
     prompt_id: str
 
     intended_ns: int  # when the schedule wanted it sent (closed loop: when a slot freed)
-    sent_ns: int  # just before the request bytes were handed to the HTTP client
+    sent_ns: int  # when the request's bytes were written to the connection (gRPC: when the call started)
     first_byte_ns: int | None = None  # response status line and headers received
     first_token_ns: int | None = None  # first chunk carrying output of any channel (content, reasoning, tools)
     first_content_ns: int | None = None  # first chunk carrying non-empty content text
@@ -54,6 +54,10 @@ class RequestRecord(BaseModel):
     cached_tokens: int | None = None  # prompt tokens the server served from its prefix cache (when it says)
     session_id: str | None = None  # multi-turn runs: the session this request belongs to
     turn: int | None = None  # multi-turn runs: 1 for a session's first turn
+    # A new connection opened for this request (TCP connect, and the TLS handshake on https): when the
+    # client started opening it and when it was ready; null when a pooled connection was reused.
+    connect_start_ns: int | None = None
+    connect_ns: int | None = None
 
     @property
     def ok(self) -> bool:
@@ -66,6 +70,8 @@ class Attempt:
 
     intended_ns: int
     sent_ns: int = 0
+    connect_start_ns: int | None = None
+    connect_ns: int | None = None
     first_byte_ns: int | None = None
     first_token_ns: int | None = None
     first_content_ns: int | None = None

@@ -129,6 +129,7 @@ class TargetRunner:
         self._stop = asyncio.Event()
         self._issued = 0
         self._in_flight: set[asyncio.Future[object]] = set()
+        self._ended_stages: set[int] = set()  # stages told to stop issuing (``end_stage``: saturation)
 
     @property
     def stopped(self) -> bool:
@@ -136,6 +137,10 @@ class TargetRunner:
 
     def request_stop(self) -> None:
         self._stop.set()
+
+    def end_stage(self, stage: int) -> None:
+        """Stop issuing in stage ``stage`` (its requests in flight finish); the next stage starts."""
+        self._ended_stages.add(stage)
 
     async def run(self, stages: Sequence[LoadShape], warmup: int = 0) -> None:
         if warmup:
@@ -149,10 +154,21 @@ class TargetRunner:
                 break
             if self.on_stage is not None:
                 self.on_stage(self.target, shape.label)
+            await self._preconnect(shape)
             if shape.closed_loop_width() is not None:
                 await self._closed_loop(shape, index, shape.label)
             else:
                 await self._open_loop(shape, index, shape.label)
+
+    async def _preconnect(self, shape: LoadShape) -> None:
+        """Open the stage's connections before its first request (``load.preconnect``; the default, a
+        closed loop's width, is what its first wave needs at once; see ``LoadShape.preconnect``)."""
+        count = shape.connections_to_open()
+        if self._cap is not None:
+            count = min(count, self._cap)
+        preconnect = getattr(self.client, "preconnect", None)  # optional for a client kind
+        if count and preconnect is not None:
+            await preconnect(count)
 
     # -- one request ---------------------------------------------------------------------
     async def _send_one(self, stage: int, stage_name: str, warmup: bool, intended_ns: int,
@@ -203,13 +219,14 @@ class TargetRunner:
             client_prompt_tokens=client_prompt, client_output_tokens=client_output, token_count_mismatch=mismatch,
             output_text="".join(a.text_parts) if self._keeps_text(spec) and a.text_parts is not None else None,
             cached_tokens=a.cached_tokens, session_id=spec.session_id, turn=spec.turn,
+            connect_start_ns=a.connect_start_ns, connect_ns=a.connect_ns,
         )
 
     # -- load shapes ---------------------------------------------------------------------
     async def _closed_loop(self, shape: LoadShape, stage: int, stage_name: str, warmup: bool = False) -> None:
         width = shape.closed_loop_width()
         assert width is not None
-        budget = Budget(shape, lambda: self.stopped)
+        budget = Budget(shape, lambda: self.stopped or stage in self._ended_stages)
         if self.sessions and not warmup:
             started = itertools.count()
 
@@ -231,7 +248,7 @@ class TargetRunner:
 
     async def _open_loop(self, shape: LoadShape, stage: int, stage_name: str) -> None:
         rng = random.Random(f"{self.seed}:{stage}")
-        budget = Budget(shape, lambda: self.stopped)
+        budget = Budget(shape, lambda: self.stopped or stage in self._ended_stages)
         started = itertools.count()
         origin = perf_counter_ns() + 1_000_000
         end_offset = shape.duration_s if shape.duration_s is not None else float("inf")

@@ -22,6 +22,8 @@ from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from loadgen import metrics as m
 from loadgen.agreement import Agreement, Tokenize, agreement
+from loadgen.answers.saturation import saturated
+from loadgen.answers.validity import Validity, verdict
 from loadgen.record import RequestRecord
 
 
@@ -36,6 +38,9 @@ class _Metrics(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     requests: RequestCounts
+    # Stages only: the saturation rule (loadgen.answers.saturation) held on the stage's records; with
+    # ``stop_on_saturation`` the stage ended there. Absent on the all-stages block and in older runs.
+    saturated: bool | None = None
 
     def stats(self, name: str) -> m.Stats | None:
         return getattr(self, name)  # type: ignore[no-any-return]
@@ -57,6 +62,8 @@ class TargetSummary(MetricsBlock):  # type: ignore[valid-type,misc]
     # Multi-turn runs only (absent otherwise): ``ttft_ms`` of the successful requests of each turn
     # index ("1" = sessions' first turns), over all stages: what a prefix cache does to later turns.
     ttft_ms_by_turn: dict[str, m.Stats] | None = None
+    # Whether the client kept its schedule (loadgen.answers.validity); absent in runs from before it.
+    validity: Validity | None = None
 
 
 class Host(BaseModel):
@@ -121,9 +128,10 @@ def summarize(records: Sequence[RequestRecord], loop_lags_ms: Sequence[float],
 
 def build_summary(records: Sequence[RequestRecord], loop_lag: Sequence[tuple[int, int]], manifest: Manifest,
                   slo: dict[str, float | None], agreement_reference: str | None = None,
-                  tokenize: Tokenize | None = None) -> Summary:
+                  tokenize: Tokenize | None = None, cpu: Sequence[tuple[int, int]] = ()) -> Summary:
     """Per target, over all stages and per stage. ``loop_lag``: (perf_counter_ns, lag ns) samples,
-    attributed to a target/stage by the window its records span."""
+    attributed to a target/stage by the window its records span. ``cpu``: the client's CPU samples
+    (``loadgen.cpu``) for the validity verdict."""
     targets: dict[str, TargetSummary] = {}
     for target in dict.fromkeys(r.target for r in records):
         mine = [r for r in records if r.target == target and not r.warmup]
@@ -132,7 +140,9 @@ def build_summary(records: Sequence[RequestRecord], loop_lag: Sequence[tuple[int
         for stage in sorted({r.stage for r in mine}):
             in_stage = [r for r in mine if r.stage == stage]
             stages[in_stage[0].stage_name] = summarize(in_stage, lags_within(in_stage, loop_lag), slo)
-        summary = TargetSummary(**dict(block), stages=stages)
+            stages[in_stage[0].stage_name].saturated = saturated(in_stage)
+        summary = TargetSummary(**{k: v for k, v in block if k in block.model_fields_set}, stages=stages)
+        summary.validity = verdict(mine, lags_within(mine, loop_lag), cpu)
         by_turn = ttft_by_turn(mine)
         if by_turn:
             summary.ttft_ms_by_turn = by_turn

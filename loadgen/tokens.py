@@ -8,10 +8,15 @@ baseline also count over HTTP (``/tokenize``).
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import Callable
 from pathlib import Path
 
 import httpx
+
+from loadgen.clients.base import ClientOptions
+from loadgen.clients.tls import tls_context
+from loadgen.headers import scrub
 
 Counter = Callable[[str], int]
 
@@ -57,14 +62,21 @@ class LocalTokenizer:
         return sorted(set(words))
 
 
-def server_counter(url: str, model: str) -> Counter:
-    """Count tokens with a server's /tokenize (vLLM's API), without special tokens."""
-    client = httpx.Client(base_url=url.rstrip("/"), timeout=30)
+def server_counter(url: str, model: str, options: ClientOptions | None = None) -> Counter:
+    """Count tokens with a server's /tokenize (vLLM's API), without special tokens; with the target's
+    headers (its API key) and TLS settings when ``options`` are given."""
+    headers = dict(options.headers) if options else {}
+    verify: ssl.SSLContext | bool = True
+    if options is not None and url.startswith("https://"):
+        verify = tls_context(options.ca_cert, options.insecure)
+    client = httpx.Client(base_url=url.rstrip("/"), timeout=30, headers=headers, verify=verify)
+    secrets = options.secrets() if options else set()
 
     def count(text: str) -> int:
         response = client.post("/tokenize", json={"model": model, "prompt": text, "add_special_tokens": False})
         if response.status_code != 200:
-            raise PromptError(f"{url}/tokenize answered {response.status_code}: {response.text[:200]}")
+            answer = scrub(response.text[:200], secrets)
+            raise PromptError(f"{url}/tokenize answered {response.status_code}: {answer}")
         return int(response.json()["count"])
 
     return count

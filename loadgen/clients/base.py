@@ -15,8 +15,11 @@ from typing import Any, ClassVar, Protocol
 
 import orjson
 
+from loadgen.clients.endpoint import HTTP_SCHEMES, parse_url
 from loadgen.clients.http import ConnectionPool, HTTPFailure, exchange
 from loadgen.clients.sse import SSEParser, SSEProtocolError
+from loadgen.clients.tls import TLSConnection, tls_context
+from loadgen.headers import scrub, secrets_of
 from loadgen.record import Attempt
 
 # Tokens of a unique per-request salt (``prompts.unique``): 4 words from a vocabulary of at
@@ -74,6 +77,13 @@ class ClientOptions:
     temperature: float = 0.0
     ignore_eos: bool = True
     extra_body: dict[str, Any] | None = None
+    headers: tuple[tuple[str, str], ...] = ()  # extra headers (with the API key, when one is given)
+    ca_cert: str | None = None  # TLS: the CA file that signed the server's certificate
+    insecure: bool = False  # TLS: do not verify the server's certificate
+
+    def secrets(self) -> set[str]:
+        """Header values that must never be written (error details are scrubbed of them)."""
+        return secrets_of(self.headers)
 
 
 def with_extra(body: dict[str, Any], extra: dict[str, Any] | None) -> dict[str, Any]:
@@ -103,9 +113,13 @@ class Client(Protocol):
 
     kind: ClassVar[str]
     has_tokenize: ClassVar[bool]
+    url_schemes: ClassVar[dict[str, int]]  # the URL schemes it speaks, each with its default port
 
     def __init__(self, base_url: str, options: ClientOptions) -> None: ...
     async def start(self) -> None: ...
+    async def preconnect(self, connections: int) -> None:
+        """Open up to ``connections`` connections now, so that requests do not wait for them."""
+        ...
     async def close(self) -> None: ...
     async def send(self, spec: RequestSpec, attempt: Attempt) -> None:
         """Send one request and read its whole response into ``attempt``; never raises,
@@ -125,13 +139,18 @@ class HTTPStreamClient:
 
     kind: ClassVar[str] = ""
     has_tokenize: ClassVar[bool] = False
+    url_schemes: ClassVar[dict[str, int]] = HTTP_SCHEMES
     requires_done: ClassVar[bool] = False  # OpenAI streams end with [DONE]; Triton's do not
 
     def __init__(self, base_url: str, options: ClientOptions) -> None:
         self.base_url = base_url.rstrip("/")
         self.options = options
+        # Checked here, before a run creates anything: the URL, and the TLS settings (a CA file that loads).
+        endpoint = parse_url(self.base_url, self.url_schemes)
+        self._tls = tls_context(options.ca_cert, options.insecure) if endpoint.tls else None
         self._pool: ConnectionPool | None = None
         self._watchdog: asyncio.Task[None] | None = None
+        self._secrets: list[str] = []
 
     @property
     def url_path(self) -> str:
@@ -153,7 +172,10 @@ class HTTPStreamClient:
 
     async def start(self) -> None:
         """Connections open on demand and stay open: the runner bounds how many are in use."""
-        self._pool = ConnectionPool(self.base_url)
+        self._pool = ConnectionPool(self.base_url, headers=self.options.headers, tls=self._tls,
+                                    connect_timeout_s=self.options.timeout_s,
+                                    connection_class=TLSConnection if self._tls else None)
+        self._secrets = sorted(self.options.secrets(), key=len, reverse=True)
         self._watchdog = asyncio.get_running_loop().create_task(self._watch_stalls())
 
     async def _watch_stalls(self) -> None:
@@ -163,6 +185,10 @@ class HTTPStreamClient:
             assert self._pool is not None
             for conn in self._pool.stalled(perf_counter_ns() - stall_ns):
                 conn.abort(TimeoutError(f"stalled: no byte for {self.options.stall_timeout_s:g}s"))
+
+    async def preconnect(self, connections: int) -> None:
+        assert self._pool is not None, "start() the client first"
+        await self._pool.preconnect(connections)
 
     async def close(self) -> None:
         if self._watchdog is not None:
@@ -178,11 +204,11 @@ class HTTPStreamClient:
         request = self._pool.request_bytes(self.url_path, orjson.dumps(self.body(spec)))
         reader = _SSEResponse(self, attempt)
         try:
-            attempt.sent_ns = perf_counter_ns()
-            await exchange(self._pool, request, reader, self.options.timeout_s)
+            attempt.sent_ns = perf_counter_ns()  # replaced by the moment of the write, once written
+            await exchange(self._pool, request, reader, self.options.timeout_s, attempt)
             attempt.end_ns = reader.last_ns or attempt.first_byte_ns or perf_counter_ns()
             if attempt.status is not None and attempt.status >= 400:
-                text = reader.error_body.decode(errors="replace")
+                text = scrub(reader.error_body.decode(errors="replace"), self._secrets)  # a server may echo a key
                 attempt.fail("http_5xx" if attempt.status >= 500 else "http_4xx", f"HTTP {attempt.status}: {text}")
                 return
             reader.parser.close()

@@ -9,24 +9,39 @@ timestamp of the data (``SO_TIMESTAMPNS``), not the moment the event loop got ro
 reading it, so a busy client does not inflate the latencies it measures. Only the end of
 a response wakes a coroutine.
 
-Scope, on purpose: one request per connection at a time (no pipelining), plain HTTP
-(the engines run on localhost or a private network), bodies framed by Content-Length,
-chunked encoding, or connection close.
+Scope, on purpose: one request per connection at a time (no pipelining), bodies framed by
+Content-Length, chunked encoding, or connection close. ``https://`` runs the stdlib's TLS over
+these same sockets (``loadgen.clients.tls``), so TLS keeps the kernel's receive timestamps.
+
+Stamps for the record: ``connect_start_ns``/``connect_ns`` bracket opening a new connection
+(TCP, and TLS when used; None on a reused one), and ``sent_ns`` is the moment the request's
+bytes are written, so connection setup is never part of TTFT.
 """
 
 from __future__ import annotations
 
 import asyncio
 import socket
+import ssl
 import struct
+from collections.abc import Iterable
 from time import perf_counter_ns, time_ns
 from typing import Protocol
-from urllib.parse import urlsplit
+
+from loadgen.clients.endpoint import HTTP_SCHEMES, parse_url
 
 
 class ResponseHandler(Protocol):
     def on_headers(self, status: int, headers: dict[str, str], now_ns: int) -> None: ...
     def on_body(self, data: bytes, now_ns: int) -> None: ...
+
+
+class Stamps(Protocol):
+    """Where ``exchange`` writes when the connection was opened and the request written (an ``Attempt``)."""
+
+    sent_ns: int
+    connect_start_ns: int | None
+    connect_ns: int | None
 
 
 class HTTPFailure(Exception):
@@ -78,6 +93,7 @@ class Connection:
         self.sock = sock
         self.closed = False
         self.last_data_ns = 0
+        self.sent_ns = 0  # when the current request's bytes were written
         self._loop = asyncio.get_running_loop()
         self._handler: ResponseHandler | None = None
         self._done: asyncio.Future[None] | None = None
@@ -136,17 +152,23 @@ class Connection:
         self._buf = b""
         self._state = _STATUS
         self._keep_alive = True
-        self.last_data_ns = perf_counter_ns()
+        self.sent_ns = self.last_data_ns = perf_counter_ns()
+        self._send(request)
+        return self._done
+
+    async def ready(self) -> None:
+        """Plain TCP is ready once connected; TLS overrides this with its handshake."""
+
+    def _send(self, request: bytes) -> None:
         try:
             sent = self.sock.send(request)
         except (BlockingIOError, InterruptedError):
             sent = 0
         except OSError as exc:
             self._lost(exc)
-            return self._done
+            return
         if sent < len(request):  # a large body the socket buffer could not take at once
             self._loop.create_task(self._send_rest(request[sent:]))
-        return self._done
 
     async def _send_rest(self, rest: bytes) -> None:
         try:
@@ -286,25 +308,57 @@ class Connection:
 
 
 class ConnectionPool:
-    """Idle keep-alive connections to one host, opened on demand, reused LIFO."""
+    """Idle keep-alive connections to one host, opened on demand (or ahead: ``preconnect``), reused LIFO.
 
-    def __init__(self, base_url: str) -> None:
-        parts = urlsplit(base_url)
-        if parts.scheme not in ("http", ""):
-            raise ValueError(f"{base_url}: only plain http:// is supported")
-        self.host = parts.hostname or "127.0.0.1"
-        self.port = parts.port or 80
-        self.authority = f"{self.host}:{self.port}"
-        self.prefix = parts.path.rstrip("/")
+    ``tls``: an ``ssl.SSLContext`` and ``connection_class`` ``loadgen.clients.tls.TLSConnection`` for
+    ``https://`` (required then); ``headers``: extra header lines on every request;
+    ``connect_timeout_s``: how long opening one connection (TCP and TLS) may take."""
+
+    def __init__(self, base_url: str, headers: Iterable[tuple[str, str]] = (), tls: ssl.SSLContext | None = None,
+                 connect_timeout_s: float = 60.0, connection_class: type[Connection] | None = None) -> None:
+        endpoint = parse_url(base_url, HTTP_SCHEMES)
+        if endpoint.tls and (tls is None or connection_class is None):
+            raise ValueError(f"{base_url}: https:// needs a TLS context and loadgen.clients.tls.TLSConnection")
+        self.connection_class = connection_class or Connection
+        self.host = endpoint.host
+        self.port = endpoint.port
+        self.authority = endpoint.authority
+        self.prefix = endpoint.prefix
+        self.tls = tls if endpoint.tls else None
+        self.connect_timeout_s = connect_timeout_s
+        self._extra_headers = "".join(f"{name}: {value}\r\n" for name, value in headers)
         self._idle: list[Connection] = []
         self.active: set[Connection] = set()
 
-    async def acquire(self) -> Connection:
+    async def acquire(self, stamps: Stamps | None = None) -> Connection:
         while self._idle:
             conn = self._idle.pop()
             if not conn.closed:
                 self.active.add(conn)
                 return conn
+        start = perf_counter_ns()
+        conn = await self._open()
+        if stamps is not None:
+            stamps.connect_start_ns, stamps.connect_ns = start, perf_counter_ns()
+        self.active.add(conn)
+        return conn
+
+    async def _open(self) -> Connection:
+        """A new connection, TCP connected (and TLS handshaken) within ``connect_timeout_s``."""
+        try:
+            async with asyncio.timeout(self.connect_timeout_s):
+                sock = await self._connect()
+                conn = self.connection_class(self, sock)
+                try:
+                    await conn.ready()
+                except BaseException:
+                    conn._close()
+                    raise
+        except TimeoutError as exc:
+            raise HTTPFailure("connect", f"no connection within {self.connect_timeout_s:g}s") from exc
+        return conn
+
+    async def _connect(self) -> socket.socket:
         loop = asyncio.get_running_loop()
         try:
             infos = await loop.getaddrinfo(self.host, self.port, type=socket.SOCK_STREAM)
@@ -320,9 +374,21 @@ class ConnectionPool:
                 raise
         except OSError as exc:
             raise HTTPFailure("connect", f"{type(exc).__name__}: {exc}") from exc
-        conn = Connection(self, sock)
-        self.active.add(conn)
-        return conn
+        return sock
+
+
+    async def preconnect(self, connections: int) -> None:
+        """Open connections until ``connections`` exist (idle or busy), all at once; one that fails is
+        left out (the request that would have used it records the failure)."""
+        missing = connections - len(self._idle) - len(self.active)
+        if missing <= 0:
+            return
+        opened = await asyncio.gather(*(self._open() for _ in range(missing)), return_exceptions=True)
+        for conn in opened:
+            if isinstance(conn, Connection):
+                self._idle.append(conn)
+            elif not isinstance(conn, HTTPFailure | OSError):
+                raise conn
 
     def release(self, conn: Connection) -> None:
         self.active.discard(conn)
@@ -334,7 +400,7 @@ class ConnectionPool:
             self._idle.remove(conn)
 
     def request_bytes(self, path: str, body: bytes, accept: str = "text/event-stream") -> bytes:
-        return (f"POST {self.prefix}{path} HTTP/1.1\r\nHost: {self.authority}\r\n"
+        return (f"POST {self.prefix}{path} HTTP/1.1\r\nHost: {self.authority}\r\n{self._extra_headers}"
                 f"Content-Type: application/json\r\nAccept: {accept}\r\nContent-Length: {len(body)}\r\n\r\n"
                 ).encode() + body
 
@@ -348,13 +414,17 @@ class ConnectionPool:
         return [c for c in self.active if c.last_data_ns and c.last_data_ns < older_than_ns]
 
 
-async def exchange(pool: ConnectionPool, request: bytes, handler: ResponseHandler, timeout_s: float) -> Connection:
-    """Send ``request`` on a pooled connection and wait until its response has been handled.
+async def exchange(pool: ConnectionPool, request: bytes, handler: ResponseHandler, timeout_s: float,
+                   stamps: Stamps | None = None) -> Connection:
+    """Send ``request`` on a pooled connection and wait until its response has been handled;
+    ``stamps`` gets the connection's opening (when a new one was needed) and the write's time.
 
     Raises ``HTTPFailure``, ``TimeoutError`` (no complete response within ``timeout_s``), or
     whatever the handler raised (the connection is then closed, never reused)."""
-    conn = await pool.acquire()
+    conn = await pool.acquire(stamps)
     done = conn.start(request, handler)
+    if stamps is not None:
+        stamps.sent_ns = conn.sent_ns
     timer = asyncio.get_running_loop().call_later(
         timeout_s, conn.abort, TimeoutError(f"no complete response within {timeout_s:g}s"))
     try:

@@ -11,10 +11,19 @@ Timing: gRPC exposes no header arrival, so ``first_byte_ns`` is the first respon
 message. Each response with output counts as one token (TensorRT-LLM streams one per
 token), marked as an assumption in the record, since Triton reports no usage.
 
+Where: ``grpc://HOST:PORT`` (or ``http://``) in plain text, ``grpcs://`` (or ``https://``) over TLS
+(``grpc.ssl_channel_credentials``; ``request.ca_cert`` for a private CA; ``request.insecure`` is
+refused: gRPC's Python API cannot skip verification). Extra headers and the API key
+(``Authorization: Bearer``) travel as call metadata, names in lower case as HTTP/2 requires;
+Triton itself ignores them, a gateway in front of it may check them. ``sent_ns`` is when the
+call starts (gRPC hides the write); ``preconnect`` waits for the channel to be ready, so the
+first requests do not include connecting.
+
 gRPC status codes map onto the rig's error classes: UNAVAILABLE before any response →
-connect; DEADLINE_EXCEEDED → timeout; INVALID_ARGUMENT, NOT_FOUND, UNIMPLEMENTED → http_4xx
-(the request's fault, as a 4xx would be). Triton reports most failures, even a missing input,
-as an error message inside the stream, with no status: one before any output → http_4xx (Triton's
+connect; DEADLINE_EXCEEDED → timeout; INVALID_ARGUMENT, NOT_FOUND, UNIMPLEMENTED, UNAUTHENTICATED,
+PERMISSION_DENIED → http_4xx (the request's fault, as a 4xx — a 401 without the key — would be).
+Triton reports most failures, even a missing input, as an error message inside the stream, with no
+status: one before any output → http_4xx (Triton's
 HTTP endpoint answers 400 then, so both protocols classify a fault alike), one after output and
 any other code → stream_error; a stream that ends without a final response → protocol.
 """
@@ -22,8 +31,10 @@ any other code → stream_error; a stream that ends without a final response →
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import struct
 from collections.abc import AsyncIterator
+from pathlib import Path
 from time import perf_counter_ns
 from typing import Any, ClassVar
 
@@ -31,6 +42,8 @@ import grpc
 from tritonclient.grpc import service_pb2, service_pb2_grpc
 
 from loadgen.clients.base import ClientOptions, RequestSpec
+from loadgen.clients.endpoint import parse_url
+from loadgen.headers import scrub
 from loadgen.record import Attempt, ErrorClass
 from loadgen.registry import CLIENTS
 
@@ -102,20 +115,48 @@ def text_output(response: service_pb2.ModelInferResponse) -> str | None:
 class TritonGrpcClient:
     kind: ClassVar[str] = "triton-grpc"
     has_tokenize: ClassVar[bool] = False
+    url_schemes: ClassVar[dict[str, int]] = {"grpc": 80, "grpcs": 443, "http": 80, "https": 443}
 
     def __init__(self, base_url: str, options: ClientOptions) -> None:
-        self.target = base_url.removeprefix("grpc://").removeprefix("http://").rstrip("/")
+        self.endpoint = parse_url(base_url, self.url_schemes)
+        self.target = self.endpoint.authority
         self.options = options
+        self.metadata = tuple((name.lower(), value) for name, value in options.headers)
+        if self.endpoint.tls and options.insecure:
+            raise ValueError(f"{base_url}: gRPC cannot skip certificate verification (--insecure); give the "
+                             "server's CA with --ca-cert")
         self._channel: grpc.aio.Channel | None = None
         self._stub: service_pb2_grpc.GRPCInferenceServiceStub | None = None
         self._counter = 0
 
     async def start(self) -> None:
-        self._channel = grpc.aio.insecure_channel(self.target, options=[
-            ("grpc.max_receive_message_length", 64 * 1024 * 1024),
-            ("grpc.keepalive_time_ms", 60_000),
-        ])
+        options = [("grpc.max_receive_message_length", 64 * 1024 * 1024), ("grpc.keepalive_time_ms", 60_000)]
+        if self.endpoint.tls:
+            self._channel = grpc.aio.secure_channel(self.target, self._credentials(), options=options)
+        else:
+            self._channel = grpc.aio.insecure_channel(self.target, options=options)
         self._stub = service_pb2_grpc.GRPCInferenceServiceStub(self._channel)
+
+    def _credentials(self) -> grpc.ChannelCredentials:
+        if self.options.ca_cert is None:
+            return grpc.ssl_channel_credentials()  # the system's CAs
+        try:
+            return grpc.ssl_channel_credentials(root_certificates=Path(self.options.ca_cert).read_bytes())
+        except OSError as exc:
+            raise ValueError(f"--ca-cert {self.options.ca_cert}: {exc}") from exc
+
+    async def preconnect(self, connections: int) -> None:
+        """One HTTP/2 channel carries every request: connect it now, and wait until it is ready or has
+        failed once (a dead server or a refused certificate: the requests then record the failure, at
+        once, instead of the stage waiting out the request timeout)."""
+        assert self._channel is not None, "start() the client first"
+        state = self._channel.get_state(try_to_connect=True)
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self.options.timeout_s):
+                while state not in (grpc.ChannelConnectivity.READY, grpc.ChannelConnectivity.TRANSIENT_FAILURE,
+                                    grpc.ChannelConnectivity.SHUTDOWN):
+                    await self._channel.wait_for_state_change(state)
+                    state = self._channel.get_state()
 
     async def close(self) -> None:
         if self._channel is not None:
@@ -135,7 +176,8 @@ class TritonGrpcClient:
         call = None
         try:
             attempt.sent_ns = perf_counter_ns()
-            call = self._stub.ModelStreamInfer(requests(), timeout=self.options.timeout_s)
+            call = self._stub.ModelStreamInfer(requests(), timeout=self.options.timeout_s,
+                                               metadata=self.metadata or None)
             async for message in call:
                 now = perf_counter_ns()
                 if attempt.first_byte_ns is None:
@@ -166,7 +208,8 @@ class TritonGrpcClient:
             raise
         except grpc.aio.AioRpcError as exc:
             responded = attempt.first_byte_ns is not None
-            attempt.fail(error_class(exc.code(), responded), f"{exc.code().name}: {exc.details()}")
+            detail = scrub(f"{exc.code().name}: {exc.details()}", self.options.secrets())
+            attempt.fail(error_class(exc.code(), responded), detail)
         finally:
             finished.set()
             if call is not None and not call.done():
@@ -182,6 +225,7 @@ def error_class(code: grpc.StatusCode, responded: bool) -> ErrorClass:
         return "timeout"
     if code == grpc.StatusCode.CANCELLED:
         return "cancelled"
-    if code in (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NOT_FOUND, grpc.StatusCode.UNIMPLEMENTED):
+    if code in (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NOT_FOUND, grpc.StatusCode.UNIMPLEMENTED,
+                grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED):
         return "http_4xx"
     return "stream_error"

@@ -24,7 +24,7 @@ from plotly.offline import get_plotlyjs
 
 from loadgen import metrics as m
 from loadgen.record import RequestRecord
-from loadgen.render.table import summary_table, to_html
+from loadgen.render.table import summary_table, to_html, validity_banner
 from loadgen.summary import Summary
 
 NICE_BINS_S = (0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0)
@@ -164,6 +164,17 @@ def _agreement(summary: Summary) -> str:
             + "".join(rows) + "</tbody></table>")
 
 
+def _banner(summary: Summary) -> str:
+    """The validity verdict's reasons, above everything else, when a target's measurement is invalid."""
+    lines = validity_banner(summary)
+    if not lines:
+        return ""
+    items = "".join(f"<li>{html.escape(line)}</li>" for line in lines)
+    return (f'<div class="rig-invalid" style="background:#fdd;border:2px solid #b00;padding:0.5em 1em">'
+            f"<strong>The load generator could not keep up: these figures measure the client too</strong>"
+            f"<ul>{items}</ul>Thresholds: docs/metrics.md, Validity.</div>")
+
+
 def _div(fig: go.Figure, name: str) -> str:
     return fig.to_html(full_html=False, include_plotlyjs=False, div_id=f"plot-{name}", default_width="100%",
                        config={"responsive": True})
@@ -199,6 +210,7 @@ pre {{ background: #f6f6f6; padding: 1em; overflow: auto; font-size: 12px; }}
 <p>Client-side measurements by the load generator; formulas in docs/metrics.md. Latencies in ms,
 throughput per second of wall-clock time over each target's or stage's window.</p>
 <pre id="rig-errors"></pre>
+{_banner(summary)}
 {to_html(summary_table(summary))}
 {_agreement(summary)}
 <div class="grid">{plots}</div>

@@ -17,10 +17,11 @@ from rich.console import Console
 from rich.table import Table as RichTable
 
 from loadgen import metrics as m
+from loadgen.answers.validity import THRESHOLDS
 from loadgen.summary import Summary, _Metrics
 
 TITLE = "Client-side measurements (ms; formulas in docs/metrics.md)"
-LAG_WARNING_MS = 5.0
+LAG_WARNING_MS = THRESHOLDS.loop_lag_p99_ms
 
 
 @dataclass
@@ -86,8 +87,9 @@ def _one(data: _Metrics | None, name: str, stat: str | None) -> str:
 
 
 def notes(summary: Summary) -> list[tuple[str, str]]:
-    """(style, line) under the table: output agreement, errors by class, a late client."""
-    lines: list[tuple[str, str]] = []
+    """(style, line) under the table: an invalid measurement first, then output agreement, errors by class,
+    saturated stages, a late client."""
+    lines: list[tuple[str, str]] = [("bold red", line) for line in validity_banner(summary)]
     for target, block in summary.targets.items():
         a = block.agreement
         if a is not None:
@@ -102,12 +104,20 @@ def notes(summary: Summary) -> list[tuple[str, str]]:
         errors = {k: v for k, v in block.requests.by_error.items() if v}
         if errors:
             lines.append(("red", f"{target}: errors by class {errors}"))
+        lines += [("yellow", f"{target} stage {stage}: the server was saturated (docs/metrics.md, Saturation)")
+                  for stage, data in block.stages.items() if data.saturated]
         for name in ("send_lag_ms", "loop_lag_ms"):
             s = block.stats(name)
             if s is not None and s.p99 > LAG_WARNING_MS:
                 lines.append(("yellow", f"warning: {target} {name} p99 is {s.p99:.1f} ms (> {LAG_WARNING_MS:g} ms): "
                                         "the client was late, its timestamps carry that delay"))
     return lines
+
+
+def validity_banner(summary: Summary) -> list[str]:
+    """One line per target whose validity verdict is false (loadgen.answers.validity), with its reasons."""
+    return [f"INVALID MEASUREMENT for {target}: {'; '.join(block.validity.reasons)}"
+            for target, block in summary.targets.items() if block.validity is not None and not block.validity.valid]
 
 
 def print_summary(summary: Summary, console: Console | None = None) -> None:

@@ -26,6 +26,12 @@ class LoadShape(StrictModel):
     name: str | None = None
     requests: int | None = Field(default=None, ge=1)
     duration_s: float | None = Field(default=None, gt=0)
+    stop_on_saturation: bool = Field(default=False, description=(
+        "end the stage once the server is saturated (loadgen.answers.saturation; docs/metrics.md)"))
+
+    preconnect: int | None = Field(default=None, ge=0, description=(
+        "connections to open before the stage's first request; default: a closed loop's concurrency, "
+        "0 for an open loop (docs/metrics.md, connect_ms)"))
 
     # The field a ``sweep`` varies (``sweep: {type: rate, values: [1, 2]}``); None: not sweepable.
     sweep_field: ClassVar[str | None] = None
@@ -39,6 +45,16 @@ class LoadShape(StrictModel):
     def closed_loop_width(self) -> int | None:
         """Requests kept in flight (closed loop), or None for an open loop."""
         return None
+
+    def connections_to_open(self) -> int:
+        """``preconnect``, else the default. A closed loop opens its width: its first wave needs that many
+        connections at once, and opening them one by one in front of the requests would make the first
+        wave's writes queue behind hundreds of handshakes. An open loop opens none: how many it needs
+        (rate × latency) is unknown beforehand, and its connection cost shows, apart from TTFT, in
+        ``connect_ms`` and in ``ttft_intended_ms``."""
+        if self.preconnect is not None:
+            return self.preconnect
+        return self.closed_loop_width() or 0
 
     def arrival_offsets(self, rng: random.Random) -> Iterator[float]:
         """Open loop: seconds from the stage's start at which each request is due (first at 0)."""

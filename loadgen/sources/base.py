@@ -8,6 +8,7 @@ context and fails with a ``PromptError`` that says what to give when something i
 from __future__ import annotations
 
 import hashlib
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +18,23 @@ from pydantic import Field
 from loadgen.basemodel import StrictModel
 from loadgen.clients.base import RequestSpec
 from loadgen.tokens import COMMON_WORDS, Counter, LocalTokenizer, PromptError
+
+
+class PromptProgress:
+    """Notices while prompts are built: at most one every ``every_s`` seconds, the first after
+    ``every_s`` (a build that takes less says nothing). Why: 100,000-token prompts took minutes
+    to build, with no output, and looked like a hang."""
+
+    def __init__(self, notify: Callable[[str], None], every_s: float = 2.0) -> None:
+        self.notify = notify
+        self.every_s = every_s
+        self._next = time.monotonic() + every_s
+
+    def __call__(self, done: int, total: int) -> None:
+        now = time.monotonic()
+        if now >= self._next:
+            self._next = now + self.every_s
+            self.notify(f"building prompts: {done}/{total}")
 
 
 @dataclass(frozen=True)
@@ -31,6 +49,12 @@ class PromptContext:
     tokenizer: LocalTokenizer | None
     server_counter: Callable[[], Counter] | None = None
     stats: dict[str, int] = field(default_factory=dict)
+    progress: PromptProgress | None = None  # told as prompts are built (a long build shows it is moving)
+
+    def built(self, done: int, total: int) -> None:
+        """A source reports ``done`` of ``total`` prompts built (cheap: the notice is throttled)."""
+        if self.progress is not None:
+            self.progress(done, total)
 
     def exact_counter(self) -> tuple[Counter, Sequence[str]]:
         """A token counter and words that are one token each (with a leading space), for prompts of

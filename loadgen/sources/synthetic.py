@@ -17,7 +17,7 @@ point per run, so a rerun against a warm server does not meet its own earlier pr
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Literal
 
 from pydantic import Field, model_validator
@@ -47,17 +47,22 @@ class Synthetic(PromptSource):
 
     def build(self, context: PromptContext) -> list[RequestSpec]:
         counter, words = context.exact_counter()
-        return self.prompts(context.seed, counter, words)
+        return self.prompts(context.seed, counter, words, context.built)
 
-    def prompts(self, seed: int, counter: Counter, words: Sequence[str]) -> list[RequestSpec]:
+    def prompts(self, seed: int, counter: Counter, words: Sequence[str],
+                built: Callable[[int, int], None] | None = None) -> list[RequestSpec]:
         if not words:
             raise PromptError("no single-token words to build prompts from")
         rng = random.Random(seed)
         salt = salt_vocabulary(counter, words) if self.unique else None
         body = self.input_tokens - (SALT_TOKENS if self.unique else 0)
-        return [RequestSpec(prompt_id=f"syn-{seed}-{i}", prompt=exact_prompt(body, rng, counter, words),
-                            max_tokens=self.output_tokens, prompt_tokens=self.input_tokens, salt_words=salt)
-                for i in range(self.count)]
+        specs = []
+        for i in range(self.count):
+            specs.append(RequestSpec(prompt_id=f"syn-{seed}-{i}", prompt=exact_prompt(body, rng, counter, words),
+                                     max_tokens=self.output_tokens, prompt_tokens=self.input_tokens, salt_words=salt))
+            if built is not None:
+                built(i + 1, self.count)
+        return specs
 
 
 def salt_vocabulary(counter: Counter, words: Sequence[str]) -> tuple[str, ...]:

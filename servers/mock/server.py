@@ -12,6 +12,7 @@ what it was asked: a request's start is the kernel's arrival time of its bytes (
 from __future__ import annotations
 
 import asyncio
+import collections
 import json
 import random
 import time
@@ -41,6 +42,12 @@ class MockConfig:
     malformed_rate: float = 0.0
     error_event_rate: float = 0.0
     prefix_cache_block: int = 0  # >0: report usage.prompt_tokens_details.cached_tokens (see PrefixCache)
+    # >0: serve at most this many generation requests at once; later ones wait in a FIFO queue and their
+    # timing (ttft, itl) starts when admitted: a known capacity of max_concurrency / service time.
+    max_concurrency: int = 0
+    api_key: str | None = None  # set: POSTs without ``Authorization: Bearer <key>`` get 401, as vLLM's --api-key
+    ssl_certfile: str | None = None  # with ssl_keyfile: serve https (servers.mock.tls), timestamps kept
+    ssl_keyfile: str | None = None
 
     def draw_fault(self, rng: random.Random) -> str | None:
         """At most one fault per request, each with its own probability."""
@@ -199,6 +206,8 @@ class MockServer:
         self.rng = random.Random(config.seed)
         self.loop = asyncio.get_running_loop()
         self._counter = 0
+        self.active = 0  # generation requests admitted and not finished (``max_concurrency``)
+        self.waiting: collections.deque[tuple[MockProtocol, str, bytes]] = collections.deque()
 
     def next_id(self) -> int:
         self._counter += 1
@@ -220,6 +229,28 @@ class MockServer:
         if method != "POST":
             proto.send_and_finish(openai_error(404, f"no route {method} {path}", "not_found"))
             return
+        if cfg.max_concurrency:
+            if self.active >= cfg.max_concurrency:
+                self.waiting.append((proto, path, body))
+                return
+            self.active += 1
+            proto.holds_slot = True
+        self.generate(proto, path, body, received)
+
+    def release(self, proto: MockProtocol) -> None:
+        """A request that held a slot ended (or its client left): admit the oldest waiting one, its
+        timing starting now."""
+        proto.holds_slot = False
+        self.active -= 1
+        while self.waiting:
+            waiting, path, body = self.waiting.popleft()
+            if not waiting.closed:
+                self.active += 1
+                waiting.holds_slot = True
+                self.generate(waiting, path, body, time.perf_counter())
+                return
+
+    def generate(self, proto: MockProtocol, path: str, body: bytes, received: float) -> None:
         try:
             request = json.loads(body)
             if not isinstance(request, dict):
@@ -382,6 +413,7 @@ class MockProtocol:
         self.buffer = b""
         self.closed = False
         self.busy = False
+        self.holds_slot = False  # counted in the server's ``active`` (``max_concurrency``)
         self.stream: Stream | None = None
         self.keep_alive = True
 
@@ -390,6 +422,8 @@ class MockProtocol:
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
+        if self.holds_slot:
+            self.server.release(self)
         if self.stream is not None:
             self.stream.cancel()
             if self.stream.index < self.stream.n_chunks and self.stream.fault is None:
@@ -425,6 +459,10 @@ class MockProtocol:
             self.buffer = self.buffer[head_end + 4 + length:]
             self.keep_alive = headers.get("connection", "").lower() != "close" and version == "HTTP/1.1"
             self.busy = True
+            key = self.server.config.api_key
+            if key and method == "POST" and headers.get("authorization") != f"Bearer {key}":
+                self.send_and_finish(openai_error(401, "Unauthorized: missing or wrong API key", "unauthorized"))
+                continue
             self.server.handle(self, method, path.split("?", 1)[0], body, self.arrived)
 
     def start_stream(self, stream: Stream) -> None:
@@ -438,6 +476,8 @@ class MockProtocol:
     def response_done(self) -> None:
         self.stream = None
         self.busy = False
+        if self.holds_slot:
+            self.server.release(self)
         if not self.keep_alive:
             self.transport.close()
             return

@@ -123,8 +123,11 @@ class SocketTransport:
         self.handler.connection_lost(exc)
 
 
-def listen(loop: asyncio.AbstractEventLoop, host: str, port: int, factory: Callable[[], Handler]) -> socket.socket:
-    """Accept connections on ``host:port``; each gets a transport and a new handler."""
+def listen(loop: asyncio.AbstractEventLoop, host: str, port: int, factory: Callable[[], Handler],
+           transport: Callable[[asyncio.AbstractEventLoop, socket.socket, Handler], SocketTransport] = SocketTransport,
+           ) -> socket.socket:
+    """Accept connections on ``host:port``; each gets a transport (``transport``: e.g. TLS, see
+    ``servers.mock.tls``) and a new handler."""
     server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     server.bind((host, port))
@@ -142,7 +145,7 @@ def listen(loop: asyncio.AbstractEventLoop, host: str, port: int, factory: Calla
             sock.setblocking(False)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
-            SocketTransport(loop, sock, factory())
+            transport(loop, sock, factory())
 
     loop.add_reader(server.fileno(), accept)
     return server

@@ -63,16 +63,21 @@ def test_summary_json_keeps_its_layout(saved: RunResult) -> None:
     data = json.loads((saved.out / SUMMARY_FILE).read_text())
     assert set(data) == {"manifest", "targets"} and set(data["targets"]) == {"mock"}
     block = data["targets"]["mock"]
-    assert set(block) == {"requests", "stages", *m.registered_names()}  # no agreement without a reference
+    # no agreement without a reference; the validity verdict (issue 15) on every target
+    assert set(block) == {"requests", "stages", "validity", *m.registered_names()}
+    assert set(block["validity"]) == {"valid", "reasons", "cpu_share", "loop_lag_p99_ms", "send_lag_p99_ms",
+                                      "achieved_ratio"}
     assert set(block["requests"]) == {"ok", "failed", "by_error"} and set(block["requests"]["by_error"]) == set(
         ERROR_CLASSES)
     assert block["requests"]["ok"] + block["requests"]["failed"] == 20  # warm-up requests are not counted
     assert list(block["stages"]) == ["c2", "r50"]
     for stage in block["stages"].values():
-        assert set(stage) == {"requests", *m.registered_names()}
+        assert set(stage) == {"requests", "saturated", *m.registered_names()}
     for d in m.DISTRIBUTIONS:
-        if d.source == "records":
+        if d.source == "records" and d.name != "connect_ms":
             assert set(block[d.name]) == STATS, d.name
+    # connect_ms counts only the connections requests had to open: none here (warm-up and preconnect did)
+    assert block["connect_ms"] is None or set(block["connect_ms"]) == STATS
     assert block["goodput_rps"] is not None and block["output_tokens_per_s"] > 0
     manifest = data["manifest"]
     assert {"versions", "profile", "targets", "seed", "dataset_hash", "prompts", "host", "started_at", "command",

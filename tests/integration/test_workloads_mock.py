@@ -131,7 +131,7 @@ def test_cached_share_separates_shared_prefixes_from_unique_prompts(tmp_path: Pa
 def test_a_failed_turn_ends_its_session(tmp_path: Path, model_dir: Path) -> None:
     prompts = {"source": "conversations", "count": 2, "turns": 3, "user_tokens": 6, "output_tokens": 2}
     profile = Profile.model_validate({
-        "model": "mock", "targets": [{"name": "mock", "kind": "openai-chat", "url": ""}],
+        "model": "mock", "targets": [{"name": "mock", "kind": "openai-chat", "url": "http://set-below"}],
         "prompts": {"tokenizer": str(model_dir), **prompts}, "metrics": {"enabled": False},
         "load": {"type": "concurrency", "concurrency": 1, "requests": 4}})
     with mock(tmp_path, "--ttft-ms", "5", "--itl-ms", "2", "--fail-500-rate", "1") as url:

@@ -68,7 +68,7 @@ def test_dataset_flag_switches_the_prompt_source(tmp_path: Path, monkeypatch: py
 
 
 def test_sweeps_become_stages(tmp_path: Path) -> None:
-    p = load_profile(None, [("model", "m"), ("targets", [{"name": "a", "kind": "openai-chat", "url": "u"}]),
+    p = load_profile(None, [("model", "m"), ("targets", [{"name": "a", "kind": "openai-chat", "url": "http://u"}]),
                             ("sweep", {"type": "rate", "values": [1, 2.5], "duration_s": 3})])
     assert [s.label for s in p.resolved_stages()] == ["r1", "r2.5"]
 
@@ -81,7 +81,7 @@ def test_sweeps_become_stages(tmp_path: Path) -> None:
     ([("load", {"type": "concurrency", "concurrency": 2, "requests": 1}), ("lod", 3)], "lod"),
 ])
 def test_invalid_profiles_fail_naming_the_problem(overrides, message) -> None:
-    base = [("model", "m"), ("targets", [{"name": "a", "kind": "openai-chat", "url": "u"}])]
+    base = [("model", "m"), ("targets", [{"name": "a", "kind": "openai-chat", "url": "http://u"}])]
     with pytest.raises(ValidationError, match=message):
         load_profile(None, base + overrides)
 
@@ -103,14 +103,14 @@ def test_cli_reports_a_bad_profile_without_traceback(capsys) -> None:
 def test_plugins_are_checked_against_the_registries_and_defaults_hold() -> None:
     base = [("model", "m"), ("load", {"concurrency": 2, "requests": 1})]
     with pytest.raises(ValidationError, match=r"unknown client kind 'grpc'; known: .*openai-chat"):
-        load_profile(None, [*base, ("targets", [{"name": "a", "kind": "grpc", "url": "u"}])])
-    p = load_profile(None, [*base, ("targets", [{"name": "a", "kind": "triton-grpc", "url": "u"}])])
+        load_profile(None, [*base, ("targets", [{"name": "a", "kind": "grpc", "url": "http://u"}])])
+    p = load_profile(None, [*base, ("targets", [{"name": "a", "kind": "triton-grpc", "url": "http://u"}])])
     # no `type`: a concurrency stage; no `prompts.source`: synthetic prompts (both as before the registries)
     assert (p.load.type, p.load.closed_loop_width(), p.prompts.source) == ("concurrency", 2, "synthetic")
     with pytest.raises(ValidationError, match=r"'csv' .* expected tags: 'conversations', 'shared-prefix', 'sharegpt', "
                                                r"'synthetic', 'trace'"):
-        load_profile(None, [*base, ("targets", [{"name": "a", "kind": "openai-chat", "url": "u"}]),
+        load_profile(None, [*base, ("targets", [{"name": "a", "kind": "openai-chat", "url": "http://u"}]),
                             ("prompts", {"source": "csv"})])
     with pytest.raises(ValidationError, match="has no single value to sweep"):
-        load_profile(None, [("model", "m"), ("targets", [{"name": "a", "kind": "openai-chat", "url": "u"}]),
+        load_profile(None, [("model", "m"), ("targets", [{"name": "a", "kind": "openai-chat", "url": "http://u"}]),
                             ("sweep", {"type": "ramp", "values": [1]})])

@@ -1,0 +1,99 @@
+"""``loadgen search`` and ``loadgen compare``: argument parsing and printing only.
+
+Why apart from ``loadgen/cli.py``: each answer is its own command built on runs; ``cli.main``
+registers these parsers and hands the parsed arguments here. Exit status: 0 done; 1 a ``--fail-if``
+rule held with significance (compare); 2 bad input, or a run that cannot be compared.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+from pydantic import ValidationError
+from rich.console import Console
+
+from loadgen import api
+from loadgen.answers import compare as c
+from loadgen.answers import search as s
+from loadgen.config import load_profile, parse_assignment
+from loadgen.registry import UnknownPluginError
+from loadgen.render import compare as compare_render
+from loadgen.render import search as search_render
+from loadgen.render.table import to_rich
+
+EXIT_FAIL_IF = 1
+EXIT_BAD_INPUT = 2
+console = Console(stderr=True)
+
+
+def add_parsers(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("search", help="the highest rate (or concurrency) at which an SLO holds")
+    p.add_argument("profile", type=Path, help="YAML profile: targets, prompts, and one stage giving its length")
+    p.add_argument("--slo", required=True, help="ttft_p99_ms=X,tpot_p99_ms=Y[,e2e_p99_ms=Z]")
+    p.add_argument("--goodput", type=float, help="also require this share of requests to meet every limit")
+    p.add_argument("--over", choices=["rate", "concurrency"], default="rate")
+    p.add_argument("--resolution", type=float, default=0.05, help="stop when (hi − lo) / lo ≤ this")
+    p.add_argument("--max-steps", type=int, default=12, help="stages per target at most")
+    p.add_argument("--start", type=float, help="first load tried (default: the profile's own)")
+    p.add_argument("--out", type=Path, help="output folder (default results/search-<timestamp>)")
+    p.add_argument("--set", action="append", default=[], metavar="dotted.key=value")
+    q = sub.add_parser("compare", help="run B against run A, with bootstrap confidence intervals")
+    q.add_argument("run_a", type=Path)
+    q.add_argument("run_b", type=Path)
+    q.add_argument("--metric", action="append", default=[], help=f"default: {' '.join(c.DEFAULT_METRICS)}")
+    q.add_argument("--fail-if", action="append", default=[], metavar="RULE",
+                   help="exit 1 when it holds with significance, e.g. 'ttft_ms.p99>+10%%'")
+    q.add_argument("--allow-invalid", action="store_true", help="compare runs whose validity verdict is false")
+    q.add_argument("--resamples", type=int, default=c.RESAMPLES)
+    q.add_argument("--seed", type=int, default=c.SEED)
+    q.add_argument("--out", type=Path, help="write compare.md, compare.html and compare.json here")
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    try:
+        slo = s.SLO.parse(args.slo)
+        profile = load_profile(args.profile, [parse_assignment(text) for text in args.set])
+        out = args.out or Path("results") / time.strftime("search-%Y%m%d-%H%M%S")
+        found = s.search(profile, slo, out, over=args.over, goodput=args.goodput, resolution=args.resolution,
+                         max_steps=args.max_steps, start=args.start, notify=console.print)
+    except (ValidationError, ValueError, OSError, api.RunSetupError, UnknownPluginError) as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        return EXIT_BAD_INPUT
+    search_render.write(found, out)
+    Console(width=max(Console().width, 160)).print(to_rich(search_render.steps_table(found)))
+    for line in search_render.answer_lines(found):
+        print(line)
+    console.print(f"search: {out / s.SEARCH_FILE}; report: {out / search_render.SEARCH_HTML}")
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    try:
+        metrics = [c.MetricRef.parse(t) for t in (args.metric or c.DEFAULT_METRICS)]
+        rules = [c.Rule.parse(t) for t in args.fail_if]
+        if args.resamples < 100:
+            raise c.CompareError("--resamples must be at least 100")
+        a, b = api.load_run(args.run_a), api.load_run(args.run_b)
+        comp = c.compare_runs(a, b, metrics, rules, allow_invalid=args.allow_invalid, resamples=args.resamples,
+                              seed=args.seed)
+    except (c.CompareError, api.RunFormatError) as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        return EXIT_BAD_INPUT
+    print(compare_render.to_markdown_report(comp))
+    if args.out is not None:
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / "compare.md").write_text(compare_render.to_markdown_report(comp))
+        (args.out / "compare.html").write_text(compare_render.to_html_report(comp))
+        (args.out / "compare.json").write_text(comp.model_dump_json(indent=2) + "\n")
+    return EXIT_FAIL_IF if comp.failed_rules else 0
+
+
+def dispatch(args: argparse.Namespace) -> int | None:
+    """The exit status when ``args`` is one of these commands, else None."""
+    if args.command == "search":
+        return cmd_search(args)
+    if args.command == "compare":
+        return cmd_compare(args)
+    return None
