@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import json
 import random
 import signal
 import threading
@@ -46,7 +45,7 @@ from loadgen.render import csv as csv_render
 from loadgen.render import html as html_render
 from loadgen.render import table as table_render
 from loadgen.runner import LoopLagMonitor, TargetRunner
-from loadgen.sinks.jsonl import LOOP_LAG_FILE, RECORDS_FILE, JsonlSink, read_records
+from loadgen.sinks.jsonl import LOOP_LAG_FILE, RECORDS_FILE, JsonlSink, read_pairs, read_records, write_pairs
 from loadgen.sources.base import PromptContext, PromptProgress
 from loadgen.summary import Manifest, Summary, build_summary
 from loadgen.targets import check_targets, client_options
@@ -124,7 +123,7 @@ def run(profile: Profile, out: Path | None = None, *, argv: Sequence[str] = (),
         loop.close()
         if live is not None:
             live.close()
-    (out / LOOP_LAG_FILE).write_text("".join(f"[{t},{lag}]\n" for t, lag in lags))
+    write_pairs(lags, out / LOOP_LAG_FILE)
     write_samples(cpu.samples, out / CPU_FILE)
     summary = summarize_run(records, lags, manifest, profile, cpu=cpu.samples)
     result = RunResult(records, summary, manifest, lags, out, interrupted, cpu.samples)
@@ -312,34 +311,13 @@ def load_run(path: Path, rebuild: bool = False) -> RunResult:
     manifest = _validated(path / MANIFEST_FILE, Manifest)
     try:
         records = list(read_records(path / RECORDS_FILE))
-    except ValueError as exc:
-        raise RunFormatError(str(exc)) from exc
-    lags = _loop_lag(path / LOOP_LAG_FILE)
-    try:
+        lags = read_pairs(path / LOOP_LAG_FILE, "[perf_counter_ns, lag_ns]")
         cpu = read_samples(path / CPU_FILE)  # absent in runs from before the sampler: no CPU share
     except ValueError as exc:
         raise RunFormatError(str(exc)) from exc
     saved = _validated(path / SUMMARY_FILE, Summary) if (path / SUMMARY_FILE).exists() else None
     summary = saved if saved is not None and not rebuild else summarize_run(records, lags, manifest, cpu=cpu)  # type: ignore[arg-type]
     return RunResult(records, summary, manifest, lags, path, cpu=cpu)  # type: ignore[arg-type]
-
-
-def _loop_lag(path: Path) -> list[tuple[int, int]]:
-    """loop_lag.jsonl: one ``[perf_counter_ns, lag ns]`` pair a line (absent: no samples)."""
-    if not path.exists():
-        return []
-    lags = []
-    for number, line in enumerate(path.read_text().splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            t, lag = json.loads(line)
-            if not (isinstance(t, int) and isinstance(lag, int)):
-                raise ValueError("not two integers")
-        except (ValueError, TypeError) as exc:
-            raise RunFormatError(f"{path}:{number}: not a [perf_counter_ns, lag_ns] pair: {exc}") from exc
-        lags.append((t, lag))
-    return lags
 
 
 def _validated(path: Path, model: Any) -> Any:

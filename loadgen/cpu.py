@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from time import perf_counter_ns
+
+from loadgen.sinks.jsonl import read_pairs, write_pairs
 
 CPU_FILE = "cpu.jsonl"
 
@@ -61,23 +62,10 @@ def cpu_share(samples: Sequence[tuple[int, int]], start_ns: int, end_ns: int) ->
 
 
 def write_samples(samples: Sequence[tuple[int, int]], path: Path) -> None:
-    path.write_text("".join(f"[{t},{c}]\n" for t, c in samples))
+    write_pairs(samples, path)
 
 
 def read_samples(path: Path) -> list[tuple[int, int]]:
     """``cpu.jsonl``; absent (a run from before the sampler) gives no samples. A bad line raises
     ValueError naming the file and line."""
-    if not path.exists():
-        return []
-    found = []
-    for number, line in enumerate(path.read_text().splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            t, c = json.loads(line)
-            if not (isinstance(t, int) and isinstance(c, int)):
-                raise ValueError("not two integers")
-        except (ValueError, TypeError) as exc:
-            raise ValueError(f"{path}:{number}: not a [perf_counter_ns, process_time_ns] pair: {exc}") from exc
-        found.append((t, c))
-    return found
+    return read_pairs(path, "[perf_counter_ns, process_time_ns]")

@@ -116,7 +116,14 @@ class Connection:
             if not data:
                 self._lost(None)
                 return
-            self._on_data(data, arrival_ns(ancillary))
+            if not self._received(data, ancillary):
+                return
+
+    def _received(self, data: bytes, ancillary: list[tuple[int, int, bytes]]) -> bool:
+        """Bytes read from the socket, with their ancillary data; False when the connection ended.
+        Plain HTTP hands them on; TLS (``loadgen.clients.tls``) decrypts them first."""
+        self._on_data(data, arrival_ns(ancillary))
+        return True
 
     def _lost(self, exc: BaseException | None) -> None:
         self._close()

@@ -17,7 +17,7 @@ import asyncio
 import socket
 import ssl
 
-from loadgen.clients.http import ANCILLARY_BYTES, RECV_BYTES, Connection, ConnectionPool, HTTPFailure, arrival_ns
+from loadgen.clients.http import RECV_BYTES, Connection, ConnectionPool, HTTPFailure, arrival_ns
 
 
 def tls_context(ca_cert: str | None = None, insecure: bool = False) -> ssl.SSLContext:
@@ -71,28 +71,20 @@ class TLSConnection(Connection):
         self._close()
 
     # -- socket events ---------------------------------------------------------------------
-    def _readable(self) -> None:
-        while not self.closed:
-            try:
-                data, ancillary, _, _ = self.sock.recvmsg(RECV_BYTES, ANCILLARY_BYTES)
-            except (BlockingIOError, InterruptedError):
-                return
-            except OSError as exc:
-                self._lost(exc)
-                return
-            if not data:
-                self._lost(None)
-                return
-            self._incoming.write(data)
-            if self._handshake is not None and not self._handshake.done():
-                self._step_handshake()
-                continue
-            plain, ended = self._decrypt()
-            if plain:
-                self._on_data(plain, arrival_ns(ancillary))
-            if ended:
-                self._lost(None)
-                return
+    def _received(self, data: bytes, ancillary: list[tuple[int, int, bytes]]) -> bool:
+        """Ciphertext in; the plaintext it completes goes to the HTTP parser with the kernel's
+        receive time of the ciphertext (decryption happens after arrival, not before)."""
+        self._incoming.write(data)
+        if self._handshake is not None and not self._handshake.done():
+            self._step_handshake()
+            return not self.closed
+        plain, ended = self._decrypt()
+        if plain:
+            self._on_data(plain, arrival_ns(ancillary))
+        if ended:
+            self._lost(None)
+            return False
+        return not self.closed
 
     def _decrypt(self) -> tuple[bytes, bool]:
         """All plaintext the engine can give now, and whether the peer closed TLS (close_notify)."""

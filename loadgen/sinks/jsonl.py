@@ -6,7 +6,8 @@ to the OS at once (not fsynced: a process crash loses nothing, a power cut may).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import json
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import IO
 
@@ -47,3 +48,27 @@ def read_records(path: Path) -> Iterator[RequestRecord]:
             if number == len(lines) and not line.endswith("\n"):
                 return
             raise ValueError(f"{path}:{number}: not a request record: {exc}") from exc
+
+
+def write_pairs(pairs: Sequence[tuple[int, int]], path: Path) -> None:
+    """Samples as one ``[a, b]`` JSON pair of integers a line (loop_lag.jsonl, cpu.jsonl)."""
+    path.write_text("".join(f"[{a},{b}]\n" for a, b in pairs))
+
+
+def read_pairs(path: Path, meaning: str) -> list[tuple[int, int]]:
+    """What ``write_pairs`` wrote; an absent file (a run from before that file existed) gives no samples.
+    A bad line raises ValueError naming the file, the line and what the pair should be (``meaning``)."""
+    if not path.exists():
+        return []
+    pairs = []
+    for number, line in enumerate(path.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            a, b = json.loads(line)
+            if not (isinstance(a, int) and isinstance(b, int)):
+                raise ValueError("not two integers")
+        except (ValueError, TypeError) as exc:
+            raise ValueError(f"{path}:{number}: not a {meaning} pair: {exc}") from exc
+        pairs.append((a, b))
+    return pairs

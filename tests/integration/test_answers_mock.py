@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import json
 import shutil
-import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
@@ -19,17 +17,12 @@ from loadgen.answers.search import SLO, search
 from loadgen.cli import main
 from loadgen.config import Profile
 from loadgen.cpu import CPU_FILE
-from stack.process import ManagedProcess, free_port
+from loadgen.selftest import running_mock
 
 
-@contextmanager
-def mock(tmp_path: Path, *args: str) -> Iterator[str]:
-    port = free_port()
-    proc = ManagedProcess(name="mock", argv=[sys.executable, "-m", "servers.mock", "--port", str(port), *args],
-                          log_path=tmp_path / f"mock-{port}.log", ready_url=f"http://127.0.0.1:{port}/health",
-                          ready_timeout_s=30)
-    with proc:
-        yield f"http://127.0.0.1:{port}"
+def mock(tmp_path: Path, *args: str) -> AbstractContextManager[str]:
+    """The synthetic server on a free port (the selftest's own starter), logging into ``tmp_path``."""
+    return running_mock(list(args), tmp_path, None)
 
 
 def profile(url: str, tmp_path: Path, output_tokens: int, **fields: Any) -> Profile:

@@ -9,8 +9,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
@@ -22,21 +21,16 @@ from loadgen.api import RunResult, load_run, run
 from loadgen.cli import main
 from loadgen.config import Profile
 from loadgen.engine_manifest import load_engine_manifests
-from loadgen.selftest import mock_truth
+from loadgen.selftest import mock_truth, running_mock
 from loadgen.sinks.jsonl import read_records
-from stack.process import ManagedProcess, free_port
+from stack.process import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@contextmanager
-def mock(tmp_path: Path, *args: str) -> Iterator[str]:
-    port = free_port()
-    proc = ManagedProcess(name="mock", argv=[sys.executable, "-m", "servers.mock", "--port", str(port), *args],
-                          log_path=tmp_path / f"mock-{port}.log", ready_url=f"http://127.0.0.1:{port}/health",
-                          ready_timeout_s=30)
-    with proc:
-        yield f"http://127.0.0.1:{port}"
+def mock(tmp_path: Path, *args: str) -> AbstractContextManager[str]:
+    """The synthetic server on a free port (the selftest's own starter), logging into ``tmp_path``."""
+    return running_mock(list(args), tmp_path, None)
 
 
 def mock_profile(url: str, folder: Path, load: dict[str, Any] | list[dict[str, Any]], *, output_tokens: int,
