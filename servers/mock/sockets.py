@@ -61,7 +61,14 @@ class SocketTransport:
             if not data:
                 self._lost(None)
                 return
-            self.handler.data_received(data, arrival(ancillary))
+            if not self._received(data, ancillary):
+                return
+
+    def _received(self, data: bytes, ancillary: list[tuple[int, int, bytes]]) -> bool:
+        """Bytes read, with their ancillary data; False when the connection closed. TLS
+        (``servers.mock.tls``) decrypts them first."""
+        self.handler.data_received(data, arrival(ancillary))
+        return True
 
     def write(self, data: bytes) -> None:
         if self.closed:

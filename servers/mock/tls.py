@@ -39,26 +39,16 @@ class TLSSocketTransport(SocketTransport):
         self._handshaken = False
         super().__init__(loop, sock, handler)
 
-    def _readable(self) -> None:
-        while not self.closed:
-            try:
-                data, ancillary, _, _ = self.sock.recvmsg(RECV_BYTES, 64)
-            except (BlockingIOError, InterruptedError):
-                return
-            except OSError as exc:
-                self._lost(exc)
-                return
-            if not data:
-                self._lost(None)
-                return
-            self._incoming.write(data)
-            if not self._handshaken and not self._handshake():
-                continue
-            plain = self._decrypt()
-            if plain is None:
-                return
-            if plain:
-                self.handler.data_received(plain, arrival(ancillary))
+    def _received(self, data: bytes, ancillary: list[tuple[int, int, bytes]]) -> bool:
+        self._incoming.write(data)
+        if not self._handshaken and not self._handshake():
+            return not self.closed
+        plain = self._decrypt()
+        if plain is None:
+            return False
+        if plain:
+            self.handler.data_received(plain, arrival(ancillary))
+        return not self.closed
 
     def _handshake(self) -> bool:
         try:
