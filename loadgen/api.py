@@ -9,6 +9,7 @@ back. A run writes into its output folder as it goes::
     records.jsonl   one line per request as it ends (a killed run keeps what finished)
     loop_lag.jsonl  the client's event-loop lag samples
     cpu.jsonl       the client's own CPU time samples (loadgen.cpu; the validity verdict's CPU share)
+    resources.jsonl, server_metrics.jsonl   the engines' resources and own metrics (loadgen.observe)
     summary.json, summary.csv, report.txt, report.html   at the end
 
 Example::
@@ -40,16 +41,20 @@ from loadgen.config import Profile, TargetConfig
 from loadgen.cpu import CPU_FILE, CpuSampler, read_samples, write_samples
 from loadgen.exporter import LiveMetrics
 from loadgen.manifest import make_manifest
+from loadgen.observe import observer as observe
+from loadgen.observe.observed import Observed, read_observed
 from loadgen.record import RequestRecord
 from loadgen.render import csv as csv_render
 from loadgen.render import html as html_render
 from loadgen.render import table as table_render
-from loadgen.runner import LoopLagMonitor, TargetRunner
+from loadgen.runner import SOLO, Coordination, FirstGate, LoopLagMonitor, TargetRunner
+from loadgen.share import WHOLE, Share
 from loadgen.sinks.jsonl import LOOP_LAG_FILE, RECORDS_FILE, JsonlSink, read_pairs, read_records, write_pairs
 from loadgen.sources.base import PromptContext, PromptProgress
 from loadgen.summary import Manifest, Summary, build_summary
 from loadgen.targets import check_targets, client_options
 from loadgen.tokens import Counter, LocalTokenizer, PromptError, server_counter
+from loadgen.workers import Coordinator, WorkerReport, WorkerSamples, read_reports, write_reports
 
 MANIFEST_FILE = "manifest.json"
 SUMMARY_FILE = "summary.json"
@@ -78,6 +83,14 @@ class RunResult:
     out: Path | None = None
     interrupted: bool = False
     cpu: list[tuple[int, int]] = field(default_factory=list)  # (perf_counter_ns, process_time_ns), loadgen.cpu
+    workers: list[WorkerReport] = field(default_factory=list)  # ``--workers N``: one per process (loadgen.workers)
+    worker_samples: list[WorkerSamples] = field(default_factory=list)  # their loop-lag and CPU samples
+    observed: Observed = field(default_factory=Observed)  # the engines' samples (loadgen.observe)
+
+    @property
+    def cpu_series(self) -> list[list[tuple[int, int]]]:
+        """CPU samples per client process: the run's own, or each worker's."""
+        return [self.cpu] if not self.worker_samples else [s.cpu for s in self.worker_samples]
 
 
 @dataclass
@@ -90,45 +103,120 @@ class Hooks:
     on_record: Callable[[RequestRecord], None] | None = None
     on_stage: Callable[[str, str], None] | None = None
     notify: Callable[[str], None] = field(default=lambda _: None)
+    on_workers: Callable[[list[int]], None] | None = None  # ``--workers N``: the worker processes' pids, at start
 
 
 def run(profile: Profile, out: Path | None = None, *, argv: Sequence[str] = (),
-        engine_builds: Sequence[dict[str, Any]] = (), hooks: Hooks | None = None, report: bool = True) -> RunResult:
+        engine_builds: Sequence[dict[str, Any]] = (), hooks: Hooks | None = None, report: bool = True,
+        share: Share = WHOLE, start_at: float | None = None) -> RunResult:
     """Run ``profile`` against its targets, write the run's files into ``out`` (default: the
     profile's ``out``, else ``results/<timestamp>``) and return the result. Raises
-    ``RunSetupError`` before any request when the run cannot start."""
+    ``RunSetupError`` before any request when the run cannot start. ``profile.workers`` > 1 runs it
+    in that many processes (``loadgen.workers``); ``share`` runs only this host's share of it
+    (``--shard K/N``, merged afterwards with ``loadgen merge``), its first stage at ``start_at``
+    (unix seconds)."""
     hooks = hooks or Hooks()
     secrets = _checked_targets(profile)  # before anything is created: nothing is left behind by a bad target
     specs, counter, prompt_stats = build_prompts(profile, hooks.notify)
     out = _output_folder(out or profile.out or Path("results") / time.strftime("%Y%m%d-%H%M%S"))
-    manifest = make_manifest(profile, specs, argv, engine_builds, prompt_stats, secrets=secrets)
+    manifest = make_manifest(profile, specs, argv, engine_builds, prompt_stats, secrets=secrets,
+                             share=None if share.whole else f"{share.k}/{share.n}")
     (out / MANIFEST_FILE).write_text(manifest.model_dump_json(indent=2, exclude_unset=True) + "\n")  # fields only grow
     live = _start_exporter(profile, hooks) if profile.metrics.enabled else None
     sink = JsonlSink(out / RECORDS_FILE)
-    loop = _new_event_loop()
-    cpu = CpuSampler()
+    observer = observe.for_profile(profile, out, hooks.notify)  # engine samples, off the event loop
+    if observer is not None:
+        hooks = observer.observing(hooks)
     # Everything built so far (prompts, a tokenizer's vocabulary, the registries) lives for the whole
     # run: moved out of the collector's reach, a full collection mid-run scans only what the run makes
     # (here it took ~25 ms with a tokenizer loaded: one late send in an open loop).
     gc.collect()
     gc.freeze()
     try:
-        records, lags, interrupted = loop.run_until_complete(_run_targets(profile, specs, counter, sink, live, hooks,
-                                                                              cpu))
+        if profile.workers > 1:
+            result = _in_workers(profile, specs, sink, live, hooks, share, start_at)
+        else:
+            result = _in_process(profile, specs, counter, sink, live, hooks, Coordination(share, FirstGate(start_at)))
         if live is not None and profile.metrics.linger_s:
             time.sleep(profile.metrics.linger_s)  # a last scrape sees the final counts
     finally:
         gc.unfreeze()
         sink.close()
-        loop.close()
+        observed = observer.finish() if observer is not None else Observed()
         if live is not None:
             live.close()
-    write_pairs(lags, out / LOOP_LAG_FILE)
-    write_samples(cpu.samples, out / CPU_FILE)
-    summary = summarize_run(records, lags, manifest, profile, cpu=cpu.samples)
-    result = RunResult(records, summary, manifest, lags, out, interrupted, cpu.samples)
+    result.out, result.manifest, result.observed = out, manifest, observed
+    write_pairs(result.loop_lag, out / LOOP_LAG_FILE)
+    write_samples(result.cpu, out / CPU_FILE)
+    if result.workers:
+        write_reports(result.workers, result.worker_samples, out)
+    result.summary = summarize_run(result.records, result.loop_lag, manifest, profile, result.cpu_series,
+                                   result.workers, observed=result.observed)
     write_outputs(result, report=report)
     return result
+
+
+def _in_process(profile: Profile, specs: list[RequestSpec], counter: Counter | None, sink: JsonlSink,
+                live: LiveMetrics | None, hooks: Hooks, coordination: Coordination) -> RunResult:
+    """The run on this process's event loop (the summary and manifest are filled in by ``run``)."""
+    loop = _new_event_loop()
+    cpu = CpuSampler()
+    try:
+        records, lags, interrupted = loop.run_until_complete(
+            _run_targets(profile, specs, counter, sink, live, hooks, cpu, coordination))
+    finally:
+        loop.close()
+    return RunResult(records, None, None, lags, None, interrupted, cpu.samples)  # type: ignore[arg-type]
+
+
+def _in_workers(profile: Profile, specs: list[RequestSpec], sink: JsonlSink, live: LiveMetrics | None, hooks: Hooks,
+                share: Share, start_at: float | None) -> RunResult:
+    """The run in ``profile.workers`` processes (``loadgen.workers``); records arrive here as they end."""
+    total = _request_total(profile)
+
+    def on_gate(target: int, stage: int) -> None:
+        name = profile.targets[target].name
+        if stage < 0 and hooks.on_target is not None:
+            hooks.on_target(name, total)
+        elif stage >= 0 and hooks.on_stage is not None:
+            hooks.on_stage(name, profile.resolved_stages()[stage].label)
+
+    def on_record(record: RequestRecord) -> None:
+        for observer in (live, hooks.on_record):
+            if observer is not None:
+                observer(record)
+
+    coordinator = Coordinator(
+        profile, specs, profile.workers, share, random.SystemRandom().randrange(1 << 62), sink.write_line,
+        on_record, on_issue=live.issued if live else None, on_lag=live.loop_lag_sample if live else None,
+        on_gate=on_gate, on_notice=hooks.notify, on_spawn=hooks.on_workers,
+        start_at_ns=int(start_at * 1e9) if start_at is not None else None)
+    done = coordinator.run()
+    return RunResult(done.records, None, None, done.loop_lag, None, done.interrupted,  # type: ignore[arg-type]
+                     workers=done.reports, worker_samples=done.samples)
+
+
+def run_share(profile: Profile, specs: list[RequestSpec], share: Share, salt_base: int,
+              channel: Any) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
+    """A worker process's part of a run (``loadgen.workers``): its share of every stage on its own
+    event loop, each record handed to ``channel.record`` as it ends; returns its loop-lag and CPU samples."""
+    counter = LocalTokenizer(profile.prompts.tokenizer).count if profile.prompts.tokenizer else None
+    loop = _new_event_loop()
+    cpu = CpuSampler()
+    gc.collect()
+    gc.freeze()
+    try:
+        _, lags, _ = loop.run_until_complete(_run_targets(
+            profile, specs, counter, channel.record, None, Hooks(), cpu,
+            Coordination(share, channel.gate, channel.started), salt_base=salt_base, lag_listener=channel.lag))
+    finally:
+        loop.close()
+    return lags, cpu.samples
+
+
+def _request_total(profile: Profile) -> int | None:
+    stages = profile.resolved_stages()
+    return sum(s.requests or 0 for s in stages) if all(s.requests for s in stages) else None
 
 
 def _checked_targets(profile: Profile) -> set[str]:
@@ -204,28 +292,31 @@ def _new_event_loop() -> asyncio.AbstractEventLoop:
         return asyncio.new_event_loop()
 
 
-async def _run_targets(profile: Profile, specs: list[RequestSpec], counter: Counter | None, sink: JsonlSink,
-                       live: LiveMetrics | None,
-                       hooks: Hooks, cpu: CpuSampler | None = None,
+async def _run_targets(profile: Profile, specs: list[RequestSpec], counter: Counter | None,
+                       sink: Callable[[RequestRecord], None], live: LiveMetrics | None,
+                       hooks: Hooks, cpu: CpuSampler | None = None, coordination: Coordination = SOLO,
+                       salt_base: int | None = None, lag_listener: Callable[[int], None] | None = None,
                        ) -> tuple[list[RequestRecord], list[tuple[int, int]], bool]:
     """Each target in turn, every stage; SIGINT/SIGTERM stop issuing and end the run after the drain."""
     records: list[RequestRecord] = []
-    monitor = LoopLagMonitor(listener=live.loop_lag_sample if live else None)
+    monitor = LoopLagMonitor(listener=lag_listener or (live.loop_lag_sample if live else None))
     monitor.start()
     if cpu is not None:
         cpu.start()
     interrupted = False
     stages = profile.resolved_stages()
-    total = sum(s.requests or 0 for s in stages) if all(s.requests for s in stages) else None
+    total = _request_total(profile)
     sinks: list[Callable[[RequestRecord], None]] = [sink, records.append]
     sinks += [s for s in (live, hooks.on_record) if s is not None]
     # One random start for unique salts, shared by the targets: request i gets the same prompt on
     # every target (``agreement`` pairs them), and no earlier run against a warm server had it.
-    salt_base = random.SystemRandom().randrange(1 << 62)
-    for target in profile.targets:
+    if salt_base is None:
+        salt_base = random.SystemRandom().randrange(1 << 62)
+    for position, target in enumerate(profile.targets):
         if hooks.on_target is not None:
             hooks.on_target(target.name, total)
         runner = _target_runner(profile, target, specs, counter, sinks, live, hooks, salt_base)
+        _coordinate(runner, coordination, position)
         watched = {i for i, stage in enumerate(stages) if stage.stop_on_saturation}
         if watched:  # loadgen.answers.saturation: ends a stage once the server is saturated
             runner.sinks = [*runner.sinks, SaturationWatch(watched, runner.end_stage)]
@@ -255,6 +346,17 @@ def _target_runner(profile: Profile, target: TargetConfig, specs: list[RequestSp
                         client_counter=counter, keep_output_text=profile.agreement is not None)
 
 
+def _coordinate(runner: TargetRunner, coordination: Coordination, position: int) -> None:
+    """This process's share of the target's stages and the gates that align them (``loadgen.workers``)."""
+    gate, on_start = coordination.gate, coordination.on_start
+    runner.share = coordination.share
+    runner.gate = (lambda stage: gate(position, stage)) if gate is not None else None
+    runner.on_start = (lambda *fields: on_start(position, *fields)) if on_start is not None else None
+    if runner._cap is not None and not coordination.share.whole:  # the in-flight cap is split too
+        runner._cap = max(1, coordination.share.part(runner._cap))
+        runner._gate = asyncio.Semaphore(runner._cap)
+
+
 class _stop_on_signals:
     """SIGINT/SIGTERM ask the runner to stop (only possible on the main thread)."""
 
@@ -276,8 +378,11 @@ class _stop_on_signals:
 
 
 def summarize_run(records: Sequence[RequestRecord], lags: Sequence[tuple[int, int]], manifest: Manifest,
-                  profile: Profile | None = None, cpu: Sequence[tuple[int, int]] = ()) -> Summary:
-    """The typed summary, with the SLO, agreement reference and tokenizer of the run's profile."""
+                  profile: Profile | None = None, cpu: Sequence[Sequence[tuple[int, int]]] = (),
+                  workers: Sequence[WorkerReport] = (), observed: Observed | None = None) -> Summary:
+    """The typed summary, with the SLO, agreement reference and tokenizer of the run's profile.
+    ``cpu``: CPU samples per client process (``RunResult.cpu_series``); ``observed``: the engines'
+    samples (``loadgen.observe``)."""
     saved = profile.model_dump(mode="json") if profile is not None else manifest.profile
     reference = (saved.get("agreement") or {}).get("reference")
     tokenizer_dir = (saved.get("prompts") or {}).get("tokenizer")
@@ -287,8 +392,11 @@ def summarize_run(records: Sequence[RequestRecord], lags: Sequence[tuple[int, in
             tokenize = LocalTokenizer(Path(tokenizer_dir)).encode
         except PromptError:
             tokenize = None  # agreement falls back to characters, and says so in its ``unit``
-    return build_summary(records, lags, manifest, saved.get("slo") or {}, agreement_reference=reference,
-                         tokenize=tokenize, cpu=cpu)
+    summary = build_summary(records, lags, manifest, saved.get("slo") or {}, agreement_reference=reference,
+                            tokenize=tokenize, cpu=cpu, observed=observed)
+    if workers:
+        summary.workers = list(workers)
+    return summary
 
 
 def write_outputs(result: RunResult, report: bool = True) -> None:
@@ -298,7 +406,8 @@ def write_outputs(result: RunResult, report: bool = True) -> None:
     csv_render.write_csv(result.summary, result.out / CSV_FILE)
     (result.out / TEXT_FILE).write_text(table_render.to_text(result.summary))
     if report:
-        html_render.write(result.records, result.summary, result.loop_lag, result.out / REPORT_FILE)
+        html_render.write(result.records, result.summary, result.loop_lag, result.out / REPORT_FILE,
+                          observed=result.observed)
 
 
 def load_run(path: Path, rebuild: bool = False) -> RunResult:
@@ -313,11 +422,16 @@ def load_run(path: Path, rebuild: bool = False) -> RunResult:
         records = list(read_records(path / RECORDS_FILE))
         lags = read_pairs(path / LOOP_LAG_FILE, "[perf_counter_ns, lag_ns]")
         cpu = read_samples(path / CPU_FILE)  # absent in runs from before the sampler: no CPU share
+        workers, samples = read_reports(path)  # a run with --workers
+        observed = read_observed(path)  # resources.jsonl, server_metrics.jsonl (loadgen.observe)
     except ValueError as exc:
         raise RunFormatError(str(exc)) from exc
+    result = RunResult(records, None, manifest, lags, path, cpu=cpu, workers=workers,  # type: ignore[arg-type]
+                       worker_samples=samples, observed=observed)
     saved = _validated(path / SUMMARY_FILE, Summary) if (path / SUMMARY_FILE).exists() else None
-    summary = saved if saved is not None and not rebuild else summarize_run(records, lags, manifest, cpu=cpu)  # type: ignore[arg-type]
-    return RunResult(records, summary, manifest, lags, path, cpu=cpu)  # type: ignore[arg-type]
+    result.summary = saved if saved is not None and not rebuild else summarize_run(
+        records, lags, manifest, cpu=result.cpu_series, workers=workers, observed=observed)
+    return result
 
 
 def _validated(path: Path, model: Any) -> Any:

@@ -1,4 +1,4 @@
-"""``loadgen run | report | selftest | search | compare`` — the command line of the load generator
+"""``loadgen run | report | merge | selftest | search | compare | study`` — the command line of the load generator
 (search and compare: ``loadgen/answers/commands.py``)."""
 
 from __future__ import annotations
@@ -13,13 +13,16 @@ from rich.console import Console
 
 from loadgen import api
 from loadgen.answers import commands as answers
+from loadgen.answers import study_command
 from loadgen.config import DELETE, SLOConfig, TargetConfig, load_profile, parse_assignment
 from loadgen.engine_manifest import EngineManifestError, describe, load_engine_manifests
 from loadgen.headers import parse_header
+from loadgen.merge import MergeError, merge
 from loadgen.outcome import EXIT_FAILED, outcome
 from loadgen.registry import ARRIVALS, CLIENTS, UnknownPluginError
 from loadgen.render.progress import ProgressBar
 from loadgen.render.table import print_summary
+from loadgen.share import WHOLE, Share
 
 EXIT_INTERRUPTED = 130
 console = Console(stderr=True)
@@ -60,9 +63,22 @@ def _run_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--insecure", action="store_true", help="TLS without verifying the certificate (HTTP kinds)")
     p.add_argument("--max-failed-ratio", type=float, default=0.0, metavar="R",
                    help=f"exit {EXIT_FAILED} when more than this share of requests failed (default 0: any)")
+    p.add_argument("--workers", type=int, metavar="N",
+                   help="client processes, each with its own event loop, sharing one schedule (default 1)")
+    p.add_argument("--shard", type=_share, metavar="K/N",
+                   help="run only share K (0-based) of N of the schedule (one host of several; then `loadgen merge`)")
+    p.add_argument("--start-at", type=float, metavar="UNIX_SECONDS",
+                   help="with --shard: start the first stage at this wall-clock time, the same on every host")
     p.add_argument("--engine-manifest", action="append", default=[], type=Path, metavar="PATH",
                    help="an engine build's manifest.json (e.g. the TensorRT-LLM precision) to carry into the run's "
                         "manifest; also read from $LOADGEN_ENGINE_MANIFESTS (':'-separated)")
+
+
+def _share(text: str) -> Share:
+    try:
+        return Share.parse(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
 
 
 def overrides_from_args(args: argparse.Namespace) -> list[tuple[str, Any]]:
@@ -84,7 +100,7 @@ def overrides_from_args(args: argparse.Namespace) -> list[tuple[str, Any]]:
         if getattr(args, flag) is not None:
             o.append((key, getattr(args, flag)))
     simple = {"warmup": "warmup", "input_tokens": "prompts.input_tokens", "output_tokens": "prompts.output_tokens",
-              "tokenizer": "prompts.tokenizer", "max_in_flight": "max_in_flight", "out": "out"}
+              "tokenizer": "prompts.tokenizer", "max_in_flight": "max_in_flight", "out": "out", "workers": "workers"}
     for flag, key in simple.items():
         if getattr(args, flag) is not None:
             value = getattr(args, flag)
@@ -141,7 +157,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     hooks = api.Hooks(notify=console.print)
     try:
         with ProgressBar(hooks, console, enabled=not args.no_progress):
-            result = api.run(profile, argv=sys.argv, engine_builds=engine_builds, hooks=hooks)
+            result = api.run(profile, argv=sys.argv, engine_builds=engine_builds, hooks=hooks,
+                             share=getattr(args, "shard", None) or WHOLE, start_at=getattr(args, "start_at", None))
     except (api.RunSetupError, UnknownPluginError) as exc:
         console.print(f"[red]error:[/red] {exc}")
         return 2
@@ -175,6 +192,18 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_merge(args: argparse.Namespace) -> int:
+    """Merge the run folders of ``--shard K/N`` runs into one run (``loadgen.merge``)."""
+    try:
+        result = merge(args.out, args.shards, notify=console.print)
+    except MergeError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        return 2
+    print_summary(result.summary, Console())
+    console.print(f"merged {len(args.shards)} shards, {len(result.records)} records: {args.out / api.REPORT_FILE}")
+    return 0
+
+
 # -- entry -----------------------------------------------------------------------------------
 
 def main(argv: list[str] | None = None) -> int:
@@ -183,17 +212,25 @@ def main(argv: list[str] | None = None) -> int:
     _run_parser(sub)
     report = sub.add_parser("report", help="re-render the summary of a run from its records")
     report.add_argument("dir", type=Path)
+    merged = sub.add_parser("merge", help="merge the run folders of --shard K/N runs into one run")
+    merged.add_argument("out", type=Path, help="output folder of the merged run")
+    merged.add_argument("shards", type=Path, nargs="+", help="the shards' run folders")
     selftest = sub.add_parser("selftest", help="measure this client against the synthetic server")
     selftest.add_argument("--quick", action="store_true", help="smaller figures, for tests")
     answers.add_parsers(sub)  # search, compare (loadgen/answers/commands.py)
+    study_command.add_parser(sub)  # study (loadgen/answers/study_command.py)
     args = parser.parse_args(argv)
     answered = answers.dispatch(args)
     if answered is not None:
         return answered
+    if args.command == "study":
+        return study_command.cmd_study(args)
     if args.command == "run":
         return cmd_run(args)
     if args.command == "report":
         return cmd_report(args)
+    if args.command == "merge":
+        return cmd_merge(args)
     from loadgen.selftest import main as selftest_main
 
     return selftest_main(quick=args.quick)

@@ -34,6 +34,10 @@ class TargetConfig(StrictModel):
         "extra request headers for this target (over request.headers); sensitive values are redacted in every file"))
     api_key_env: str | None = Field(default=None, description=(
         "environment variable holding this target's API key (over request.api_key_env)"))
+    metrics_url: str | None = Field(default=None, description=(
+        "the engine's Prometheus page (loadgen.observe); default for openai-* kinds: the target URL + /metrics"))
+    pid: int | None = Field(default=None, ge=1, description=(
+        "the engine's process on this machine, sampled with its descendants (CPU, RSS); the local stack fills it"))
 
     @field_validator("kind")
     @classmethod
@@ -158,6 +162,18 @@ class MetricsConfig(StrictModel):
     linger_s: float = Field(default=0.0, ge=0, description="keep serving after the run, for a last scrape")
 
 
+class ObserveConfig(StrictModel):
+    """The server's side of a run (``loadgen.observe``): engine metrics and resources, sampled off the loop."""
+
+    enabled: bool = True
+    interval_s: float = Field(default=1.0, ge=0.1, description="seconds between samples (and at every stage's "
+                                                               "start and end)")
+    nvml: bool = Field(default=True, description="GPU memory, utilization and power through NVML when this "
+                                                 "machine has a GPU")
+    dcgm_url: str | None = Field(default=None, description=(
+        "the DCGM exporter's page, e.g. http://dcgm-exporter:9400/metrics in the compose stack"))
+
+
 class AgreementConfig(StrictModel):
     """Compare every target's outputs with one target's (``loadgen.agreement``); keeps output texts."""
 
@@ -176,9 +192,12 @@ class Profile(StrictModel):
     warmup: int = Field(default=0, ge=0, description="requests per target before the first stage, not counted")
     max_in_flight: int | None = Field(default=None, ge=1, description="cap on requests in flight")
     drain_timeout_s: float = Field(default=30.0, ge=0, description="grace for in-flight requests on SIGINT")
+    workers: int = Field(default=1, ge=1, le=256, description=(
+        "client processes, each with its own event loop, sharing one schedule (loadgen.workers)"))
     slo: SLOConfig = SLOConfig()
     agreement: AgreementConfig | None = None
     metrics: MetricsConfig = MetricsConfig()
+    observe: ObserveConfig = ObserveConfig()
     request: RequestConfig = RequestConfig()
     out: Path | None = None
 

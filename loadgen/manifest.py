@@ -33,10 +33,12 @@ def versions() -> dict[str, str]:
 
 def make_manifest(profile: Profile, specs: Sequence[RequestSpec], argv: Sequence[str],
                   engine_builds: Sequence[dict[str, Any]] = (), prompt_stats: dict[str, int] | None = None,
-                  secrets: Iterable[str] = ()) -> Manifest:
+                  secrets: Iterable[str] = (), share: str | None = None) -> Manifest:
     """The manifest, redacted (``loadgen.headers.redact``): sensitive header values and every string in
     ``secrets`` (API keys, header values, also where they appear on the command line) never reach it."""
-    extra = {"prompt_stats": prompt_stats} if prompt_stats else {}  # absent when the source reports nothing
+    extra: dict[str, Any] = {"prompt_stats": prompt_stats} if prompt_stats else {}  # absent when nothing reported
+    if share is not None:
+        extra["share"] = share  # ``--shard K/N``: this run is one share of the profile (``loadgen merge``)
     return Manifest.model_validate(redact({
         **extra,
         "versions": versions(),

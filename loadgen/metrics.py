@@ -307,3 +307,36 @@ AGGREGATES: tuple[Aggregate, ...] = (
 
 def registered_names() -> list[str]:
     return [d.name for d in DISTRIBUTIONS] + [a.name for a in AGGREGATES]
+
+
+# -- efficiency: the client's tokens over the engine's resources (loadgen.observe.resources) ----------
+
+def output_tokens_per_cpu_s(output_tokens: int, cpu_s: float | None) -> float | None:
+    """Output tokens per engine CPU-second: Σ output tokens of the window's successful requests / the
+    engine's CPU time over the window (user + system of its process tree, or its own
+    ``process_cpu_seconds_total``). None when no source measured the engine's CPU time."""
+    return round(output_tokens / cpu_s, 3) if cpu_s else None
+
+
+def output_tokens_per_j(output_tokens: int, energy_j: float | None) -> float | None:
+    """Output tokens per joule: Σ output tokens of the window's successful requests / the GPUs' energy over
+    the window (the energy counter's increase, else power integrated over time). None without a GPU source."""
+    return round(output_tokens / energy_j, 6) if energy_j else None
+
+
+@dataclass(frozen=True)
+class Efficiency:
+    """A figure of a ``resources`` block derived from the client's output tokens and one resource figure
+    (``per``: the block's field it divides by)."""
+
+    name: str
+    title: str
+    compute: Callable[[int, float | None], float | None]
+    per: str
+    unit: str
+
+
+EFFICIENCY: tuple[Efficiency, ...] = (
+    Efficiency("output_tokens_per_cpu_s", "out tok per CPU-s", output_tokens_per_cpu_s, "cpu_s", "tokens/CPU-second"),
+    Efficiency("output_tokens_per_j", "out tok per J", output_tokens_per_j, "energy_j", "tokens/joule"),
+)

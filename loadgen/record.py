@@ -13,9 +13,10 @@ from typing import Literal
 
 from pydantic import BaseModel
 
-ErrorClass = Literal["connect", "timeout", "http_4xx", "http_5xx", "stream_error", "protocol", "cancelled"]
+ErrorClass = Literal["connect", "timeout", "http_4xx", "http_5xx", "stream_error", "protocol", "cancelled",
+                     "worker_lost"]
 ERROR_CLASSES: tuple[ErrorClass, ...] = ("connect", "timeout", "http_4xx", "http_5xx", "stream_error", "protocol",
-                                         "cancelled")
+                                         "cancelled", "worker_lost")
 
 
 class RequestRecord(BaseModel):

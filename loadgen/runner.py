@@ -37,13 +37,47 @@ from loadgen.record import Attempt, RequestRecord
 from loadgen.sessions import Session, group_sessions, with_history
 from loadgen.shapes.base import LoadShape
 from loadgen.shapes.concurrency import Concurrency
+from loadgen.share import WHOLE, Share
 
 Sink = Callable[[RequestRecord], None]
 Counter = Callable[[str], int]
+# Where a stage starts: called with the stage index (-1: the warm-up) before it; returns the
+# perf_counter_ns origin that every share of the run uses (``loadgen.workers``), or None for "now".
+Gate = Callable[[int], Awaitable[int | None]]
+# A request leaving: (index, stage, stage label, warm-up, intended ns, prompt id).
+StartHook = Callable[[int, int, str, bool, int, str], None]
 
 # Sleep until this long before a deadline, then yield to the loop until it passes: timers
 # overshoot by up to a millisecond or more, yielding does not.
 SPIN_WINDOW_NS = 2_000_000
+
+
+@dataclass(frozen=True)
+class Coordination:
+    """How one process takes part in a run split across processes (``loadgen.workers``) or hosts
+    (``--shard``): its share, the gate before each stage (called with the target's position and the
+    stage index), and a hook as each request leaves (the target's position, then ``StartHook``'s)."""
+
+    share: Share = WHOLE
+    gate: Callable[[int, int], Awaitable[int | None]] | None = None
+    on_start: Callable[[int, int, int, str, bool, int, str], None] | None = None
+
+
+SOLO = Coordination()  # the whole run in this one process
+
+
+class FirstGate:
+    """A lone shard's gate: the run's first stage starts at ``start_at`` (unix seconds, the same on
+    every host with a synchronised clock), the later ones as soon as the previous one ended."""
+
+    def __init__(self, start_at: float | None) -> None:
+        self.start_at = start_at
+
+    async def __call__(self, _target: int, _stage: int) -> int | None:
+        if self.start_at is None:
+            return None
+        start_at, self.start_at = self.start_at, None
+        return perf_counter_ns() + max(0, int(start_at * 1e9) - time.time_ns())
 
 
 @dataclass
@@ -86,8 +120,9 @@ class Budget:
     """When a stage may issue its next request: fewer than ``requests`` issued, before ``duration_s``
     has passed, and no stop requested. ``take()`` counts the request it allows."""
 
-    def __init__(self, shape: LoadShape, stopped: Callable[[], bool]) -> None:
-        self.left = shape.requests if shape.requests is not None else -1
+    def __init__(self, shape: LoadShape, stopped: Callable[[], bool], requests: int | None = None) -> None:
+        requests = shape.requests if requests is None else requests
+        self.left = requests if requests is not None else -1
         self.deadline = time.monotonic() + shape.duration_s if shape.duration_s else None
         self.stopped = stopped
 
@@ -104,14 +139,43 @@ class Budget:
         return True
 
 
+def freeze(a: Attempt, spec: RequestSpec, *, target: str, kind: str, index: int, stage: int, stage_name: str,
+           warmup: bool, counter: Counter | None = None, keep_text: bool = False) -> RequestRecord:
+    """The record of a finished attempt (one definition for the runner and the Locust front end):
+    chunk times become offsets from ``sent_ns``; the client-side token count, when ``counter`` is given."""
+    client_output = client_prompt = mismatch = None
+    if counter is not None and a.text_parts is not None:
+        client_output = counter("".join(a.text_parts))
+        client_prompt = spec.prompt_tokens
+        if a.output_tokens is not None and a.error is None:
+            mismatch = client_output != a.output_tokens
+    sent = a.sent_ns or a.intended_ns
+    return RequestRecord(
+        target=target, kind=kind, stage=stage, stage_name=stage_name,
+        index=index, warmup=warmup, prompt_id=spec.prompt_id, intended_ns=a.intended_ns, sent_ns=sent,
+        first_byte_ns=a.first_byte_ns, first_token_ns=a.first_token_ns, first_content_ns=a.first_content_ns,
+        end_ns=a.end_ns or perf_counter_ns(), chunk_offsets_ns=[t - sent for t in a.chunk_ns],
+        chunk_tokens=a.chunk_tokens, chunk_tokens_exact=a.chunk_tokens_exact, status=a.status, error=a.error,
+        error_detail=a.error_detail, finish_reason=a.finish_reason,
+        prompt_tokens=a.prompt_tokens if a.prompt_tokens is not None else spec.prompt_tokens,
+        output_tokens=a.output_tokens, expected_output_tokens=spec.max_tokens,
+        client_prompt_tokens=client_prompt, client_output_tokens=client_output, token_count_mismatch=mismatch,
+        output_text="".join(a.text_parts) if keep_text and a.text_parts is not None else None,
+        cached_tokens=a.cached_tokens, session_id=spec.session_id, turn=spec.turn,
+        connect_start_ns=a.connect_start_ns, connect_ns=a.connect_ns,
+    )
+
+
 class TargetRunner:
-    """Runs the warm-up and every stage of a profile against one target."""
+    """Runs the warm-up and every stage of a profile against one target (or its ``share`` of them,
+    see ``loadgen.share``; ``gate`` aligns stage starts across the shares)."""
 
     def __init__(self, target: str, client: Client, prompts: Sequence[RequestSpec], sinks: Sequence[Sink], *,
                  seed: int = 0, max_in_flight: int | None = None, drain_timeout_s: float = 30.0,
                  client_counter: Counter | None = None, keep_output_text: bool = False, salt_base: int = 0,
                  on_issue: Callable[[str], None] | None = None,
-                 on_stage: Callable[[str, str], None] | None = None) -> None:
+                 on_stage: Callable[[str, str], None] | None = None,
+                 share: Share = WHOLE, gate: Gate | None = None, on_start: StartHook | None = None) -> None:
         self.target = target
         self.client = client
         self.prompts = prompts
@@ -124,6 +188,9 @@ class TargetRunner:
         self.sessions = group_sessions(prompts)  # empty unless the prompts are turns of sessions
         self.on_issue = on_issue  # called with the stage label as each request is sent
         self.on_stage = on_stage  # called with (target, stage label) as each measured stage starts
+        self.share = share
+        self.gate = gate
+        self.on_start = on_start
         self._cap = max_in_flight
         self._gate = asyncio.Semaphore(max_in_flight) if max_in_flight else None
         self._stop = asyncio.Event()
@@ -143,22 +210,32 @@ class TargetRunner:
         self._ended_stages.add(stage)
 
     async def run(self, stages: Sequence[LoadShape], warmup: int = 0) -> None:
+        origin = await self._origin(-1)  # the target's start: every share begins it together
+        if origin is not None and not warmup:
+            await self._wait_until(origin)
         if warmup:
             # As many at once as the first stage will have in flight, so that every pooled
             # connection is open before measuring starts (capped by the warm-up count).
             width = (stages[0].closed_loop_width() if stages else None) or self._cap or 8
-            await self._closed_loop(Concurrency(concurrency=max(1, min(warmup, width)), requests=warmup),
-                                    stage=-1, stage_name="warmup", warmup=True)
+            shape = Concurrency(concurrency=max(1, min(warmup, width)), requests=warmup)
+            await self._closed_loop(shape, stage=-1, stage_name="warmup", warmup=True, origin=origin)
         for index, shape in enumerate(stages):
+            if self.stopped:
+                break
+            await self._preconnect(shape)
+            origin = await self._origin(index)
             if self.stopped:
                 break
             if self.on_stage is not None:
                 self.on_stage(self.target, shape.label)
-            await self._preconnect(shape)
             if shape.closed_loop_width() is not None:
-                await self._closed_loop(shape, index, shape.label)
+                await self._closed_loop(shape, index, shape.label, origin=origin)
             else:
-                await self._open_loop(shape, index, shape.label)
+                await self._open_loop(shape, index, shape.label, origin)
+
+    async def _origin(self, stage: int) -> int | None:
+        """The stage's start on the run's common clock (``gate``), or None: start now."""
+        return await self.gate(stage) if self.gate is not None else None
 
     async def _preconnect(self, shape: LoadShape) -> None:
         """Open the stage's connections before its first request (``load.preconnect``; the default, a
@@ -175,7 +252,7 @@ class TargetRunner:
                         spec: RequestSpec | None = None) -> RequestRecord:
         """Send one request (the next prompt in rotation unless ``spec`` is given); its record goes to
         every sink as soon as it ends, and is returned."""
-        index = self._issued
+        index = self.share.index(self._issued)
         self._issued += 1
         if spec is None:
             spec = self.prompts[index % len(self.prompts)]
@@ -186,6 +263,8 @@ class TargetRunner:
             attempt.text_parts = []
         if self.on_issue is not None:
             self.on_issue(stage_name)
+        if self.on_start is not None:
+            self.on_start(index, stage, stage_name, warmup, intended_ns, spec.prompt_id)
         try:
             await self.client.send(spec, attempt)
         finally:
@@ -200,40 +279,27 @@ class TargetRunner:
 
     def _freeze(self, a: Attempt, spec: RequestSpec, index: int, stage: int, stage_name: str,
                 warmup: bool) -> RequestRecord:
-        client_output = client_prompt = mismatch = None
-        if self.client_counter is not None and a.text_parts is not None:
-            client_output = self.client_counter("".join(a.text_parts))
-            client_prompt = spec.prompt_tokens
-            if a.output_tokens is not None and a.error is None:
-                mismatch = client_output != a.output_tokens
-        sent = a.sent_ns or a.intended_ns
-        return RequestRecord(
-            target=self.target, kind=getattr(self.client, "kind", ""), stage=stage, stage_name=stage_name,
-            index=index, warmup=warmup, prompt_id=spec.prompt_id, intended_ns=a.intended_ns, sent_ns=sent,
-            first_byte_ns=a.first_byte_ns, first_token_ns=a.first_token_ns, first_content_ns=a.first_content_ns,
-            end_ns=a.end_ns or perf_counter_ns(), chunk_offsets_ns=[t - sent for t in a.chunk_ns],
-            chunk_tokens=a.chunk_tokens, chunk_tokens_exact=a.chunk_tokens_exact, status=a.status, error=a.error,
-            error_detail=a.error_detail, finish_reason=a.finish_reason,
-            prompt_tokens=a.prompt_tokens if a.prompt_tokens is not None else spec.prompt_tokens,
-            output_tokens=a.output_tokens, expected_output_tokens=spec.max_tokens,
-            client_prompt_tokens=client_prompt, client_output_tokens=client_output, token_count_mismatch=mismatch,
-            output_text="".join(a.text_parts) if self._keeps_text(spec) and a.text_parts is not None else None,
-            cached_tokens=a.cached_tokens, session_id=spec.session_id, turn=spec.turn,
-            connect_start_ns=a.connect_start_ns, connect_ns=a.connect_ns,
-        )
+        return freeze(a, spec, target=self.target, kind=getattr(self.client, "kind", ""), index=index, stage=stage,
+                      stage_name=stage_name, warmup=warmup, counter=self.client_counter,
+                      keep_text=self._keeps_text(spec))
 
     # -- load shapes ---------------------------------------------------------------------
-    async def _closed_loop(self, shape: LoadShape, stage: int, stage_name: str, warmup: bool = False) -> None:
-        width = shape.closed_loop_width()
-        assert width is not None
-        budget = Budget(shape, lambda: self.stopped or stage in self._ended_stages)
+    async def _closed_loop(self, shape: LoadShape, stage: int, stage_name: str, warmup: bool = False,
+                           origin: int | None = None) -> None:
+        full = shape.closed_loop_width()
+        assert full is not None
+        width = self.share.part(full)
+        requests = self.share.closed_requests(shape.requests, full) if shape.requests is not None else None
+        budget = Budget(shape, lambda: self.stopped or stage in self._ended_stages, requests)
+        if origin is not None:
+            await self._wait_until(origin)
         if self.sessions and not warmup:
             started = itertools.count()
 
             async def worker() -> None:
                 while budget.open():
-                    await self._run_session(self._session(next(started)), stage, stage_name, budget,
-                                            perf_counter_ns())
+                    await self._run_session(self._session(self.share.index(next(started))), stage, stage_name,
+                                            budget, perf_counter_ns())
         else:
             async def worker() -> None:
                 while budget.take():
@@ -246,23 +312,31 @@ class TargetRunner:
         finally:
             self._in_flight.difference_update(workers)
 
-    async def _open_loop(self, shape: LoadShape, stage: int, stage_name: str) -> None:
+    async def _open_loop(self, shape: LoadShape, stage: int, stage_name: str, origin: int | None = None) -> None:
+        """Arrival i of the full schedule is due at ``origin`` + its offset; this share sends its own
+        (``Share.mine``) and counts every arrival against the stage's request budget. Sessions take
+        their budget turn by turn, so a share of sessions gets its part of the budget instead."""
         rng = random.Random(f"{self.seed}:{stage}")
-        budget = Budget(shape, lambda: self.stopped or stage in self._ended_stages)
+        requests = self.share.part(shape.requests) if self.sessions and shape.requests is not None else None
+        budget = Budget(shape, lambda: self.stopped or stage in self._ended_stages, requests)
         started = itertools.count()
-        origin = perf_counter_ns() + 1_000_000
+        origin = origin if origin is not None else perf_counter_ns() + 1_000_000
         end_offset = shape.duration_s if shape.duration_s is not None else float("inf")
         tasks: set[asyncio.Future[object]] = set()
-        for offset, spec in shape.schedule(rng, self.prompts):
+        for arrival, (offset, spec) in enumerate(shape.schedule(rng, self.prompts)):
             if offset >= end_offset or not budget.open(timed=False):
                 break
+            if not self.share.mine(arrival):
+                if not self.sessions:
+                    budget.take(timed=False)
+                continue
             due = origin + int(offset * 1e9)
             await self._wait_until(due)
             if self.stopped:
                 break
             if self.sessions:  # a session arrives; its turns take from the budget as they are sent
-                job: Awaitable[object] = self._run_session(self._session(next(started)), stage, stage_name, budget,
-                                                           due)
+                job: Awaitable[object] = self._run_session(self._session(self.share.index(next(started))), stage,
+                                                           stage_name, budget, due)
             else:
                 budget.take(timed=False)
                 if self._gate is not None:

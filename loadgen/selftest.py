@@ -11,7 +11,12 @@ measured with what the mock recorded that it did (its ``mock_ttft_seconds`` and
 3. cold starts, no warm-up (issue 16): 500 streams (100 tokens, ITL 20 ms) and concurrency 200
    (32 tokens, ITL 10 ms), TTFT/TPOT/ITL bias with the first wave counted;
 4. schedule fidelity: an open-loop constant rate with tiny responses — achieved vs asked
-   rate, send-lag p99.
+   rate, send-lag p99;
+5. capacity on one client core (issue 16): the mock writes 4 events per write
+   (``--events-per-write``), so it can offer more token events per second than the client can
+   read; and ``--workers 2``: the cold-start settings again in two client processes. Both workers
+   share the client's core here (a 2-core machine has one core for the client): this shows their
+   accuracy, not the capacity a second core adds.
 
 Figures are printed, not asserted: speed is measured here, correctness in the tests.
 """
@@ -107,14 +112,14 @@ def _p99(result: RunResult, name: str) -> float:
 
 
 def bias(url: str, concurrency: int, requests: int, output_tokens: int, folder: Path,
-         warmup: bool = True) -> dict[str, float]:
+         warmup: bool = True, workers: int = 1) -> dict[str, float]:
     """Steady state after a warm-up round that opens every connection (``warmup``; without it, a cold
     start: the stage's connections are opened by ``load.preconnect``'s default and the first wave
     counts): the truth is the mock's books over the measured requests only (scraped as the measured
     stage starts)."""
     before: list[str] = []
     profile = mock_profile(url, {"type": "concurrency", "concurrency": concurrency, "requests": requests},
-                           output_tokens, folder, warmup=concurrency if warmup else 0)
+                           output_tokens, folder, warmup=concurrency if warmup else 0, workers=workers)
     result = drive(profile, folder, on_stage=lambda *_: before.append(httpx.get(f"{url}/metrics").text))
     truth = mock_truth(before[0], httpx.get(f"{url}/metrics").text)
     records = m.measured(result.records)
@@ -158,6 +163,21 @@ def schedule_fidelity(url: str, rate: float, duration_s: float, folder: Path) ->
 COLD = {"cold_c500": (500, 1500, 100, 20), "cold_c200": (200, 2000, 32, 10)}
 
 
+def capacity(log_dir: Path, mock_cpus: set[int] | None, quick: bool) -> dict[str, object]:
+    """Token events per second on the client's one core, offered more than it can read (1,000 streams
+    at one event per 10 ms: 100,000 a second while all decode), and the cold-start settings in
+    ``--workers 2``."""
+    found: dict[str, object] = {}
+    streams = 100 if quick else 1000
+    with running_mock(["--ttft-ms", "50", "--itl-ms", "10", "--events-per-write", "4"], log_dir, mock_cpus) as url:
+        found["capacity_1core"] = bias(url, streams, streams * 2, 40 if quick else 400, log_dir)
+    for name, (streams, requests, tokens, itl) in COLD.items():
+        with running_mock(["--ttft-ms", "50", "--itl-ms", str(itl)], log_dir, mock_cpus) as url:
+            found[f"workers2_{name}"] = bias(url, streams // (5 if quick else 1), requests // (10 if quick else 1),
+                                             tokens, log_dir, warmup=False, workers=2)
+    return found
+
+
 def main(quick: bool = False) -> int:
     cpus = sorted(os.sched_getaffinity(0))
     client_cpu, mock_cpus = ({cpus[0]}, set(cpus[1:])) if len(cpus) > 1 else (None, None)
@@ -179,6 +199,7 @@ def main(quick: bool = False) -> int:
                                      log_dir, warmup=False)
         with running_mock(["--ttft-ms", "1", "--itl-ms", "1"], log_dir, mock_cpus) as url:
             results["open_loop"] = schedule_fidelity(url, 200 if quick else 1000, 2 if quick else 10, log_dir)
+        results.update(capacity(log_dir, mock_cpus, quick))
     print(json.dumps(results, indent=2))
     return 0
 

@@ -11,6 +11,12 @@ Layout (unchanged since the first release; fields are added, never renamed)::
 (``loadgen.metrics.DISTRIBUTIONS``: ``Stats`` or null; ``AGGREGATES``: a number or null), so
 the model follows the registry. Every number comes from ``loadgen.metrics`` applied to the
 records, so ``loadgen report DIR`` rebuilds exactly what the run printed.
+
+The server's side (``loadgen.observe``; only on targets whose engine was observed, each block on
+the target and on every stage): ``resources`` (the engine's CPU, RSS, GPU memory, utilization,
+energy and tokens per CPU-second and per joule), ``server`` (the engine's own metrics under one set
+of names) and ``ttft_breakdown`` (where the mean TTFT goes). They are computed from
+``resources.jsonl`` and ``server_metrics.jsonl`` the same way on a rebuild.
 """
 
 from __future__ import annotations
@@ -24,6 +30,10 @@ from loadgen import metrics as m
 from loadgen.agreement import Agreement, Tokenize, agreement
 from loadgen.answers.saturation import saturated
 from loadgen.answers.validity import Validity, verdict
+from loadgen.observe.observed import Observed
+from loadgen.observe.resources import Resources
+from loadgen.observe.server_metrics import ServerBlock
+from loadgen.observe.ttft_breakdown import TtftBreakdown
 from loadgen.record import RequestRecord
 
 
@@ -41,6 +51,10 @@ class _Metrics(BaseModel):
     # Stages only: the saturation rule (loadgen.answers.saturation) held on the stage's records; with
     # ``stop_on_saturation`` the stage ended there. Absent on the all-stages block and in older runs.
     saturated: bool | None = None
+    # The engine's side (loadgen.observe): absent when the target's engine was not observed.
+    resources: Resources | None = None
+    server: ServerBlock | None = None
+    ttft_breakdown: TtftBreakdown | None = None
 
     def stats(self, name: str) -> m.Stats | None:
         return getattr(self, name)  # type: ignore[no-any-return]
@@ -98,9 +112,27 @@ class Manifest(BaseModel):
     prompt_stats: dict[str, int] = Field(default_factory=dict)
 
 
+class WorkerReport(BaseModel):
+    """``summary.json → workers[]`` and ``workers.json``: one worker process of the run."""
+
+    worker: int
+    pid: int
+    share: str  # "K/N" of the run's schedule
+    requests: int  # records it sent back (including warm-up)
+    lost: int = 0  # in flight when it died: recorded as ``worker_lost``
+    exit_code: int | None = None
+    died: bool = False
+    cpu_share: float | None = None  # its CPU time ÷ wall time over the run (1.0 = one core)
+    loop_lag_p99_ms: float | None = None
+    loop_lag_max_ms: float | None = None
+    host: str | None = None  # ``loadgen merge``: the host of the shard it came from
+    shard: int | None = None  # ``loadgen merge``: the shard folder's position on the command line
+
+
 class Summary(BaseModel):
     manifest: Manifest
     targets: dict[str, TargetSummary]
+    workers: list[WorkerReport] | None = None  # ``--workers N``: each process (loadgen.workers); absent otherwise
 
     def to_json(self) -> str:
         # exclude_unset keeps "agreement" off the reference target, as the first release wrote it.
@@ -128,10 +160,13 @@ def summarize(records: Sequence[RequestRecord], loop_lags_ms: Sequence[float],
 
 def build_summary(records: Sequence[RequestRecord], loop_lag: Sequence[tuple[int, int]], manifest: Manifest,
                   slo: dict[str, float | None], agreement_reference: str | None = None,
-                  tokenize: Tokenize | None = None, cpu: Sequence[tuple[int, int]] = ()) -> Summary:
+                  tokenize: Tokenize | None = None, cpu: Sequence[Sequence[tuple[int, int]]] = (),
+                  observed: Observed | None = None) -> Summary:
     """Per target, over all stages and per stage. ``loop_lag``: (perf_counter_ns, lag ns) samples,
-    attributed to a target/stage by the window its records span. ``cpu``: the client's CPU samples
-    (``loadgen.cpu``) for the validity verdict."""
+    attributed to a target/stage by the window its records span. ``cpu``: each client process's CPU
+    samples (``loadgen.cpu``; one series, or one per ``--workers`` process) for the validity verdict.
+    ``observed``: the engines' samples (``loadgen.observe``)."""
+    observed = observed or Observed()
     targets: dict[str, TargetSummary] = {}
     for target in dict.fromkeys(r.target for r in records):
         mine = [r for r in records if r.target == target and not r.warmup]
@@ -141,6 +176,8 @@ def build_summary(records: Sequence[RequestRecord], loop_lag: Sequence[tuple[int
             in_stage = [r for r in mine if r.stage == stage]
             stages[in_stage[0].stage_name] = summarize(in_stage, lags_within(in_stage, loop_lag), slo)
             stages[in_stage[0].stage_name].saturated = saturated(in_stage)
+            observed.attach(stages[in_stage[0].stage_name], in_stage, target, in_stage[0].stage_name)
+        observed.attach(block, mine, target, None)
         summary = TargetSummary(**{k: v for k, v in block if k in block.model_fields_set}, stages=stages)
         summary.validity = verdict(mine, lags_within(mine, loop_lag), cpu)
         by_turn = ttft_by_turn(mine)

@@ -20,6 +20,7 @@ import time
 from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 from pydantic import BaseModel
@@ -43,20 +44,23 @@ class EngineEndpoint(BaseModel):
     model: str  # the name clients put in requests (OpenAI `model`, Triton's model name)
     urls: dict[str, str] = {}  # loadgen client kind → base URL, the engine's main API first
 
-    def target(self, kind: str | None = None) -> dict[str, str]:
+    def target(self, kind: str | None = None) -> dict[str, Any]:
         """The load-generator target (a profile's ``targets`` entry) for ``kind``, by default the main API.
 
         The main API's target is named after the engine; another API's after both
-        (``triton-grpc``, ``vllm-chat``), so that every target of a stack has its own name.
+        (``triton-grpc``, ``vllm-chat``), so that every target of a stack has its own name. It carries
+        the engine's ``pid`` and ``metrics_url`` so that the run samples the engine's process tree and
+        its own metrics (``loadgen.observe``; Triton's metrics have a port of their own).
         """
         main = next(iter(self.urls))
         kind = kind or main
         if kind not in self.urls:
             raise KeyError(f"{self.engine} serves {', '.join(self.urls)}, not {kind}")
         name = self.engine if kind == main else f"{self.engine}-{kind.split('-', 1)[-1]}"
-        return {"name": name, "kind": kind, "url": self.urls[kind], "model": self.model}
+        return {"name": name, "kind": kind, "url": self.urls[kind], "model": self.model, "pid": self.pid,
+                "metrics_url": self.metrics_url}
 
-    def targets(self, kinds: Collection[str] | None = None) -> list[dict[str, str]]:
+    def targets(self, kinds: Collection[str] | None = None) -> list[dict[str, Any]]:
         """One target per API this engine serves (or per API in ``kinds`` that it serves)."""
         return [self.target(k) for k in self.urls if kinds is None or k in kinds]
 

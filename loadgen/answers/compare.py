@@ -199,7 +199,7 @@ def run_validity(result: RunResult, target: str) -> Validity:
     if saved is not None:
         return saved
     mine = [r for r in result.records if r.target == target and not r.warmup]
-    return verdict(mine, lags_within(mine, result.loop_lag), result.cpu)
+    return verdict(mine, lags_within(mine, result.loop_lag), result.cpu_series)
 
 
 def compare_runs(a: RunResult, b: RunResult, metrics: Sequence[MetricRef], rules: Sequence[Rule] = (), *,

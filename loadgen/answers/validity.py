@@ -67,14 +67,15 @@ def achieved_ratio(records: Sequence[RequestRecord]) -> float | None:
     return min(ratios) if ratios else None
 
 
-def verdict(records: Sequence[RequestRecord], loop_lag_ms: Sequence[float], cpu: Sequence[tuple[int, int]],
-            thresholds: Thresholds = THRESHOLDS) -> Validity:
+def verdict(records: Sequence[RequestRecord], loop_lag_ms: Sequence[float],
+            cpu: Sequence[Sequence[tuple[int, int]]], thresholds: Thresholds = THRESHOLDS) -> Validity:
     """The verdict for one target's records (warm-up dropped here), the loop-lag samples (ms) taken
-    while they were in flight, and the run's CPU samples ((perf_counter_ns, process_time_ns))."""
+    while they were in flight, and the CPU samples ((perf_counter_ns, process_time_ns)) of each client
+    process (one, or one per ``--workers`` process: the busiest one's share counts)."""
     records = m.measured(records)
     send = m.stats(m.send_lag_ms(r) for r in records)
     loop = m.stats(loop_lag_ms)
-    share = cpu_share(cpu, min(r.sent_ns for r in records), max(r.end_ns for r in records)) if records else None
+    share = _busiest(cpu, min(r.sent_ns for r in records), max(r.end_ns for r in records)) if records else None
     ratio = achieved_ratio(records)
     t = thresholds
     send_p99 = send.p99 if send else None
@@ -93,6 +94,11 @@ def verdict(records: Sequence[RequestRecord], loop_lag_ms: Sequence[float], cpu:
     reasons = [say(value) for value, failed, say in checks if value is not None and failed(value)]
     return Validity(valid=not reasons, reasons=reasons, cpu_share=_round(share), loop_lag_p99_ms=_round(loop_p99),
                     send_lag_p99_ms=_round(send_p99), achieved_ratio=_round(ratio))
+
+
+def _busiest(cpu: Sequence[Sequence[tuple[int, int]]], start_ns: int, end_ns: int) -> float | None:
+    shares = [share for series in cpu if (share := cpu_share(series, start_ns, end_ns)) is not None]
+    return max(shares) if shares else None
 
 
 def _round(value: float | None) -> float | None:

@@ -150,7 +150,7 @@ class HTTPStreamClient:
         self._tls = tls_context(options.ca_cert, options.insecure) if endpoint.tls else None
         self._pool: ConnectionPool | None = None
         self._watchdog: asyncio.Task[None] | None = None
-        self._secrets: list[str] = []
+        self._secrets = sorted(options.secrets(), key=len, reverse=True)  # scrubbed from error details
 
     @property
     def url_path(self) -> str:
@@ -175,7 +175,6 @@ class HTTPStreamClient:
         self._pool = ConnectionPool(self.base_url, headers=self.options.headers, tls=self._tls,
                                     connect_timeout_s=self.options.timeout_s,
                                     connection_class=TLSConnection if self._tls else None)
-        self._secrets = sorted(self.options.secrets(), key=len, reverse=True)
         self._watchdog = asyncio.get_running_loop().create_task(self._watch_stalls())
 
     async def _watch_stalls(self) -> None:
@@ -199,37 +198,64 @@ class HTTPStreamClient:
             self._pool.close()
             self._pool = None
 
+    def request_body(self, spec: RequestSpec) -> bytes:
+        """The request's JSON body, as sent (also by the Locust front end, ``loadgen.locust``)."""
+        return orjson.dumps(self.body(spec))
+
+    def responder(self, attempt: Attempt) -> _SSEResponse:
+        """The ``ResponseHandler`` that reads one response into ``attempt``, whatever carries the bytes
+        (this client's sockets, or the Locust front end's gevent ones)."""
+        return _SSEResponse(self, attempt)
+
+    def conclude(self, attempt: Attempt, reader: _SSEResponse) -> None:
+        """After the response's last byte: its end time, then the HTTP error or the API's totals.
+        Raises what ``fail_with`` classifies (an unterminated event, no ``[DONE]``)."""
+        attempt.end_ns = reader.last_ns or attempt.first_byte_ns or perf_counter_ns()
+        if attempt.status is not None and attempt.status >= 400:
+            text = scrub(reader.error_body.decode(errors="replace"), self._secrets)  # a server may echo a key
+            attempt.fail("http_5xx" if attempt.status >= 500 else "http_4xx", f"HTTP {attempt.status}: {text}")
+            return
+        reader.parser.close()
+        self.finish(attempt, reader.saw_end)
+
     async def send(self, spec: RequestSpec, attempt: Attempt) -> None:
         assert self._pool is not None, "start() the client first"
-        request = self._pool.request_bytes(self.url_path, orjson.dumps(self.body(spec)))
-        reader = _SSEResponse(self, attempt)
+        request = self._pool.request_bytes(self.url_path, self.request_body(spec))
+        reader = self.responder(attempt)
         try:
             attempt.sent_ns = perf_counter_ns()  # replaced by the moment of the write, once written
             await exchange(self._pool, request, reader, self.options.timeout_s, attempt)
-            attempt.end_ns = reader.last_ns or attempt.first_byte_ns or perf_counter_ns()
-            if attempt.status is not None and attempt.status >= 400:
-                text = scrub(reader.error_body.decode(errors="replace"), self._secrets)  # a server may echo a key
-                attempt.fail("http_5xx" if attempt.status >= 500 else "http_4xx", f"HTTP {attempt.status}: {text}")
-                return
-            reader.parser.close()
-            self.finish(attempt, reader.saw_end)
+            self.conclude(attempt, reader)
         except asyncio.CancelledError:
             attempt.fail("cancelled", "the run stopped before the response ended")
             raise
-        except StreamError as exc:
-            attempt.fail("stream_error", str(exc))
-        except (ProtocolError, SSEProtocolError) as exc:
-            attempt.fail("protocol", str(exc))
-        except TimeoutError as exc:
-            attempt.fail("timeout", str(exc) or "timed out")
-        except HTTPFailure as exc:
-            if exc.kind == "dropped":
-                attempt.fail("stream_error" if attempt.first_byte_ns is not None else "connect", str(exc))
-            else:
-                attempt.fail(exc.kind, str(exc))  # type: ignore[arg-type]
+        except FAILURES as exc:
+            fail_with(attempt, exc)
         finally:
             if not attempt.end_ns or attempt.error is not None:
                 attempt.end_ns = perf_counter_ns()
+
+
+# What a request can fail with below the runner; ``fail_with`` gives each its error class.
+FAILURES = (StreamError, ProtocolError, SSEProtocolError, TimeoutError, HTTPFailure)
+
+
+def fail_with(attempt: Attempt, exc: BaseException) -> None:
+    """Mark ``attempt`` failed with the error class of ``exc`` (docs/metrics.md): stream_error (an error
+    event, or a connection dropped after the response began), protocol, timeout, connect (no connection,
+    or one dropped before any response byte), or the ``HTTPFailure``'s own kind."""
+    if isinstance(exc, StreamError):
+        attempt.fail("stream_error", str(exc))
+    elif isinstance(exc, ProtocolError | SSEProtocolError):
+        attempt.fail("protocol", str(exc))
+    elif isinstance(exc, TimeoutError):
+        attempt.fail("timeout", str(exc) or "timed out")
+    elif isinstance(exc, HTTPFailure) and exc.kind == "dropped":
+        attempt.fail("stream_error" if attempt.first_byte_ns is not None else "connect", str(exc))
+    elif isinstance(exc, HTTPFailure):
+        attempt.fail(exc.kind, str(exc))  # type: ignore[arg-type]
+    else:
+        raise TypeError(f"not a request failure: {exc!r}") from exc
 
 
 class _SSEResponse:

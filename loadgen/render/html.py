@@ -7,9 +7,18 @@ opened years later on machines without network access, so Plotly's JavaScript is
 
 Contents: the run's table; latency CDFs (TTFT, ITL, E2E) per target; output throughput over
 time; latency against throughput across stages (the sweep curve); errors by class; the
-client's own overhead (send lag, event-loop lag); output agreement; the manifest. Each plot
+client's own overhead (send lag, event-loop lag); output agreement; the engines' side
+(``loadgen.render.engine_side``: resources over time, engine state beside the client's in-flight
+count, where TTFT goes, and their table); the manifest. Each plot
 is a ``div.rig-plot`` with ``data-plot`` naming it, and script errors are collected into
-``#rig-errors`` so a headless browser test can tell a broken report from a working one.
+``#rig-errors`` so a headless browser test can tell a broken report from a working one. Once every
+plot is drawn and resized, each cell gets ``data-cell-width``/``data-plot-width`` and a plot wider
+than its cell is reported in ``#rig-errors`` too.
+
+Plotly draws each plot while the page is still being parsed. The grid's column tracks therefore must
+not depend on how many cells exist yet (``auto-fill``; with ``auto-fit`` the first plot, alone in its
+row, was drawn the whole row wide and clipped), and the page always has its scrollbar (no width change
+when the page grows); on ``load`` every plot is resized once more before the widths are checked.
 """
 
 from __future__ import annotations
@@ -23,12 +32,15 @@ import plotly.graph_objects as go
 from plotly.offline import get_plotlyjs
 
 from loadgen import metrics as m
+from loadgen.observe.observed import Observed
 from loadgen.record import RequestRecord
-from loadgen.render.table import summary_table, to_html, validity_banner
+from loadgen.render import engine_side
+from loadgen.render.table import Table, summary_table, to_html, validity_banner
 from loadgen.summary import Summary
 
 NICE_BINS_S = (0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0)
-PLOTS = ("ttft_cdf", "itl_cdf", "e2e_cdf", "throughput_time", "latency_throughput", "errors", "overhead")
+PLOTS = ("ttft_cdf", "itl_cdf", "e2e_cdf", "throughput_time", "latency_throughput", "errors", "overhead",
+         "resources_time", "server_time", "ttft_breakdown")
 ERROR_CAPTURE = """
 window.rigErrors = [];
 window.addEventListener('error', e => { window.rigErrors.push(String(e.message)); report(); });
@@ -38,6 +50,24 @@ function report() {
   const el = document.getElementById('rig-errors');
   if (el) el.textContent = window.rigErrors.join('\\n');
 }
+"""
+
+
+WIDTH_CHECK = """
+window.addEventListener('load', () => {
+  const cells = [...document.querySelectorAll('.rig-plot')];
+  Promise.all(cells.map(c => c.querySelector('.js-plotly-plot')).filter(p => p).map(p => Plotly.Plots.resize(p)))
+    .then(() => cells.forEach(c => {
+      const svg = c.querySelector('svg.main-svg');
+      const width = svg ? svg.getBoundingClientRect().width : 0;
+      c.dataset.cellWidth = Math.round(c.clientWidth);
+      c.dataset.plotWidth = Math.round(width);
+      if (width > c.clientWidth + 1) {
+        window.rigErrors.push(`plot ${c.dataset.plot} is wider than its cell (${width} > ${c.clientWidth} px)`);
+        report();
+      }
+    }));
+});
 """
 
 
@@ -101,8 +131,26 @@ def throughput_over_time(records: Sequence[RequestRecord], bin_s: float | None =
                 xs = list(range(min(bins), max(bins) + 1))
                 fig.add_trace(go.Scatter(x=[x * bin_s for x in xs], y=[bins.get(x, 0) / bin_s for x in xs],
                                          mode="lines", name=target))
-    return _layout(fig, f"Output throughput over time ({bin_s or 1:g} s bins)", "seconds since the first measured "
-                   "request", "tokens/s")
+    mark_starts(fig, records)
+    return _layout(fig, f"Output throughput over time ({bin_s or 1:g} s bins; a line where each target's stage "
+                   "starts)", "seconds since the first measured request", "tokens/s")
+
+
+def mark_starts(fig: go.Figure, records: Sequence[RequestRecord]) -> None:
+    """A dotted vertical line, labelled "target stage", where each target's stage sent its first request:
+    targets run one after another, so the curve's steps line up with them."""
+    measured = m.measured(records)
+    if not measured:
+        return
+    origin = min(r.sent_ns for r in measured)
+    starts: dict[tuple[str, str], int] = {}
+    for r in measured:
+        key = (r.target, r.stage_name)
+        starts[key] = min(starts.get(key, r.sent_ns), r.sent_ns)
+    for (target, stage), start in sorted(starts.items(), key=lambda kv: kv[1]):
+        fig.add_vline(x=(start - origin) / 1e9, line={"dash": "dot", "width": 1, "color": "#888"},
+                      annotation={"text": f"{target} {stage}", "textangle": -90, "font": {"size": 10}},
+                      annotation_position="top right")
 
 
 def latency_vs_throughput(summary: Summary) -> go.Figure:
@@ -175,21 +223,47 @@ def _banner(summary: Summary) -> str:
             f"<ul>{items}</ul>Thresholds: docs/metrics.md, Validity.</div>")
 
 
+def _engine_section(table: Table) -> str:
+    """The engines' side as a table, with what each engine cannot give (nothing without observed engines)."""
+    if not table.rows:
+        return ""
+    return (f"<h2>{html.escape(table.title)}</h2><p>Measured on the server: the engine's process tree or its own "
+            "gauges (resources), its own metrics under one set of names (running, waiting, KV-cache use as "
+            "mean / max; queue, prefill, decode as means per finished request). '-': the engine does not export "
+            "it, or nothing measured it.</p>" + to_html(table))
+
+
 def _div(fig: go.Figure, name: str) -> str:
     return fig.to_html(full_html=False, include_plotlyjs=False, div_id=f"plot-{name}", default_width="100%",
                        config={"responsive": True})
 
 
-def render(records: Sequence[RequestRecord], summary: Summary,
-           loop_lag: Sequence[tuple[int, int]] = ()) -> str:
-    figures = {
+def figures(records: Sequence[RequestRecord], summary: Summary, loop_lag: Sequence[tuple[int, int]],
+            observed: Observed) -> dict[str, go.Figure]:
+    """Every plot of the report, by its ``data-plot`` name (``PLOTS``)."""
+    side = engine_side
+    return {
         "ttft_cdf": latency_cdf(records, "ttft"), "itl_cdf": latency_cdf(records, "itl"),
         "e2e_cdf": latency_cdf(records, "e2e"), "throughput_time": throughput_over_time(records),
         "latency_throughput": latency_vs_throughput(summary), "errors": errors_by_class(summary),
         "overhead": overhead(records, loop_lag),
+        "resources_time": _layout(side.resources_over_time(records, observed),
+                                  "Engine resources over time (CPU % of one core; RSS and GPU memory, MB)",
+                                  "seconds since the first measured request", "CPU %"),
+        "server_time": _layout(side.server_over_time(records, observed),
+                               "Engine running / waiting requests and the client's requests in flight",
+                               "seconds since the first measured request", "requests"),
+        "ttft_breakdown": _layout(side.ttft_bars(summary), "Where TTFT goes (means per stage, from the intended "
+                                  "send)", "target and stage", "ms"),
     }
-    plots = "".join(
-        f'<div class="rig-plot" data-plot="{name}">{_div(fig, name)}</div>' for name, fig in figures.items())
+
+
+def render(records: Sequence[RequestRecord], summary: Summary,
+           loop_lag: Sequence[tuple[int, int]] = (), observed: Observed | None = None) -> str:
+    observed = observed or Observed()
+    drawn = figures(records, summary, loop_lag, observed)
+    plots = "".join(f'<div class="rig-plot" data-plot="{name}">{_div(fig, name)}</div>' for name, fig in drawn.items())
+    engines = engine_side.engine_table(summary)
     manifest = summary.manifest.model_dump(mode="json")
     title = f"Load test report: {summary.manifest.profile.get('name', 'run')}"
     return f"""<!DOCTYPE html>
@@ -201,7 +275,8 @@ body {{ font-family: system-ui, sans-serif; margin: 2em; color: #222; }}
 table {{ border-collapse: collapse; font-size: 13px; margin: 1em 0; }}
 th, td {{ border: 1px solid #ccc; padding: 3px 8px; text-align: right; }}
 th:first-child, td:first-child, td:nth-child(2) {{ text-align: left; }}
-.grid {{ display: grid; grid-template-columns: repeat(auto-fit, minmax(560px, 1fr)); gap: 1em; }}
+html {{ overflow-y: scroll; }}
+.grid {{ display: grid; grid-template-columns: repeat(auto-fill, minmax(560px, 1fr)); gap: 1em; }}
 .rig-plot {{ min-width: 0; overflow: hidden; }}
 pre {{ background: #f6f6f6; padding: 1em; overflow: auto; font-size: 12px; }}
 #rig-errors:empty {{ display: none; }} #rig-errors {{ color: #b00; }}
@@ -213,16 +288,14 @@ throughput per second of wall-clock time over each target's or stage's window.</
 {_banner(summary)}
 {to_html(summary_table(summary))}
 {_agreement(summary)}
+{_engine_section(engines)}
 <div class="grid">{plots}</div>
 <h2>Manifest</h2><pre>{html.escape(json.dumps(manifest, indent=2, default=str))}</pre>
-<script>
-window.addEventListener('load', () =>
-  document.querySelectorAll('.rig-plot .js-plotly-plot').forEach(p => Plotly.Plots.resize(p)));
-</script>
+<script>{WIDTH_CHECK}</script>
 </body></html>
 """
 
 
 def write(records: Sequence[RequestRecord], summary: Summary, loop_lag: Sequence[tuple[int, int]],
-          path: Path) -> None:
-    path.write_text(render(records, summary, loop_lag), encoding="utf-8")
+          path: Path, observed: Observed | None = None) -> None:
+    path.write_text(render(records, summary, loop_lag, observed), encoding="utf-8")

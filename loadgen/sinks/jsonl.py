@@ -29,6 +29,12 @@ class JsonlSink:
         self._file.flush()
         self.written += 1
 
+    def write_line(self, line: bytes) -> None:
+        """A record already serialised by another process (``loadgen.workers``), as one line."""
+        self._file.write(line.decode())
+        self._file.flush()
+        self.written += 1
+
     def close(self) -> None:
         self._file.close()
 

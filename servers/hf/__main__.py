@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import socket
 import sys
 import time
 
@@ -29,6 +30,13 @@ def parse_args(argv: list[str] | None = None) -> ServerConfig:
     parser.add_argument("--max-num-seqs", type=int, help=fields["max_num_seqs"].description)
     parser.add_argument("--kv-cache-tokens", type=int, help=fields["kv_cache_tokens"].description)
     parser.add_argument("--max-model-len", type=int, help=fields["max_model_len"].description)
+    parser.add_argument("--torch-threads", type=int, help=fields["torch_threads"].description)
+    parser.add_argument("--linear-kernel", choices=["torch", "onednn"], help=fields["linear_kernel"].description)
+    parser.add_argument("--max-request-bytes", type=int, help=fields["max_request_bytes"].description)
+    parser.add_argument("--max-prompt-chars", type=int, help=fields["max_prompt_chars"].description)
+    parser.add_argument("--request-timeout-s", type=float, help=fields["request_timeout_s"].description)
+    parser.add_argument("--socket-send-buffer-bytes", type=int, help=fields["socket_send_buffer_bytes"].description)
+    parser.add_argument("--stream-stall-timeout-s", type=float, help=fields["stream_stall_timeout_s"].description)
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     args = parser.parse_args(argv)
     try:
@@ -45,13 +53,12 @@ def main(argv: list[str] | None = None) -> int:
 
     import uvicorn
 
-    from servers.hf.app import create_app
-    from servers.hf.runner import ModelRunner
+    from servers.hf.app import create_app, runner_for
     from servers.hf.warmup import warm_up
 
     started = time.perf_counter()
     try:
-        runner = ModelRunner(config.model, config.device, config.dtype, config.max_model_len)
+        runner = runner_for(config)
     except ModelLoadError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -59,8 +66,12 @@ def main(argv: list[str] | None = None) -> int:
     log.info("model %s loaded on %s (%s, %d parameters, context %d) in %.1fs", config.model, runner.info.device,
              runner.info.dtype, runner.info.num_parameters, runner.max_model_len, time.perf_counter() - started)
     app = create_app(config, runner)
-    uvicorn.run(app, host=config.host, port=config.port, log_level=config.log_level, access_log=False,
-                timeout_graceful_shutdown=5)
+    server_config = uvicorn.Config(app, host=config.host, port=config.port, log_level=config.log_level,
+                                   access_log=False, timeout_graceful_shutdown=5)
+    sock = server_config.bind_socket()
+    # Accepted connections inherit the listening socket's SO_SNDBUF (and lose autotuning with it).
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, config.socket_send_buffer_bytes)
+    uvicorn.Server(server_config).run(sockets=[sock])
     return 0
 
 

@@ -13,9 +13,10 @@ import asyncio
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
@@ -24,6 +25,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from servers.hf import errors
 from servers.hf.config import ServerConfig
 from servers.hf.kv_cache import BudgetTooSmall
+from servers.hf.limits import BodyLimit
 from servers.hf.metrics import ServerMetrics
 from servers.hf.protocol import (
     ChatCompletionRequest,
@@ -34,7 +36,7 @@ from servers.hf.protocol import (
     ModelList,
     TokenizeRequest,
 )
-from servers.hf.runner import ModelRunner
+from servers.hf.runner import ModelRunner, default_linear_kernel, default_threads
 from servers.hf.scheduler import make_scheduler
 from servers.hf.scheduler_base import QueueFull, Scheduler
 from servers.hf.sequence import Event, FinishEvent, SamplingParams, Sequence, TokenEvent
@@ -43,8 +45,9 @@ from servers.hf.streaming import SSE_DONE, ClientDisconnected, SSEResponse, sse_
 # OpenAI's default for /v1/completions; chat defaults to the rest of the context (as vLLM).
 COMPLETIONS_DEFAULT_MAX_TOKENS = 16
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorResponse} for code in (400, 404, 429, 500)
+    code: {"model": ErrorResponse} for code in (400, 404, 413, 429, 500, 504)
 }
+T = TypeVar("T")
 
 
 class OpenAIServing:
@@ -59,8 +62,26 @@ class OpenAIServing:
         self.scheduler: Scheduler = make_scheduler(config.scheduler, runner, self.metrics, config.max_queue,
                                                    config.max_num_seqs, config.kv_cache_tokens)
         # The generation thread decodes text; a tokenizer of its own avoids sharing the
-        # Rust object with encodes running on the event loop.
+        # Rust object with the encodes of the tokenizer thread.
         self.detokenizer = type(runner.tokenizer).from_pretrained(runner.info.path)
+        # Prompts are tokenized (and chat templates rendered) in one thread of their own, never on the
+        # event loop: a long prompt takes seconds, and /health, /metrics and every stream would wait.
+        # One thread, because the runner's tokenizer is one Rust object; its encodes release the GIL.
+        self._tokenizer_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hf-tokenize")
+        self.max_prompt_chars = config.max_prompt_chars or runner.max_model_len * runner.longest_token_chars
+
+    async def off_loop(self, work: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._tokenizer_thread, work, *args)
+
+    def close(self) -> None:
+        self._tokenizer_thread.shutdown(wait=False, cancel_futures=True)
+
+    def check_prompt_chars(self, chars: int, param: str) -> None:
+        """Refuses, before tokenizing, text too long to fit the context whatever it holds."""
+        if chars > self.max_prompt_chars:
+            raise errors.bad_request(
+                f"The prompt has {chars} characters; this server accepts at most {self.max_prompt_chars} "
+                f"(--max-prompt-chars; a {self.runner.max_model_len}-token context cannot hold more).", param)
 
     def check_model(self, model: str) -> None:
         if model != self.served_model_name:
@@ -86,10 +107,15 @@ class OpenAIServing:
                               seed=req.seed, stop=tuple(req.stop_strings), ignore_eos=req.ignore_eos,
                               min_tokens=req.min_tokens)
 
-    def completion_prompt(self, req: CompletionRequest) -> list[int]:
+    async def completion_prompt(self, req: CompletionRequest) -> list[int]:
         if isinstance(req.prompt, str):
-            ids = self.runner.encode(req.prompt)
+            self.check_prompt_chars(len(req.prompt), "prompt")
+            ids = await self.off_loop(self.runner.encode, req.prompt)
         else:
+            limit = self.runner.max_model_len
+            if len(req.prompt) >= limit:
+                raise errors.bad_request(f"The prompt has {len(req.prompt)} tokens; this model's context is "
+                                         f"{limit} tokens.", "prompt")
             vocab = self.runner.vocab_size
             bad = [t for t in req.prompt if t >= vocab]
             if bad:
@@ -99,9 +125,11 @@ class OpenAIServing:
             raise errors.bad_request("The prompt is empty after tokenization.", "prompt")
         return ids
 
-    def chat_prompt(self, messages: list[ChatMessage]) -> list[int]:
+    async def chat_prompt(self, messages: list[ChatMessage]) -> list[int]:
+        rendered = [{"role": m.role, "content": m.text()} for m in messages]
+        self.check_prompt_chars(sum(len(m["content"]) for m in rendered), "messages")
         try:
-            return self.runner.render_chat([{"role": m.role, "content": m.text()} for m in messages])
+            return await self.off_loop(self.runner.render_chat, rendered)
         except Exception as exc:  # template errors (roles out of order, ...) are the client's input
             raise errors.bad_request(f"The messages could not be rendered with the chat template: {exc}",
                                "messages") from exc
@@ -123,6 +151,20 @@ class OpenAIServing:
             raise errors.bad_request(str(exc), "max_tokens") from exc
         return seq, queue
 
+    def start_deadline(self, seq: Sequence) -> asyncio.TimerHandle | None:
+        """Ends ``seq`` when ``--request-timeout-s`` has passed since its arrival, queued or generating."""
+        timeout = self.config.request_timeout_s
+        if not timeout:
+            return None
+        return asyncio.get_running_loop().call_at(
+            asyncio.get_running_loop().time() + max(0.0, seq.arrival + timeout - time.perf_counter()),
+            self._expire, seq)
+
+    def _expire(self, seq: Sequence) -> None:
+        if not seq.is_finished:
+            seq.deadline_exceeded = True
+            self.scheduler.cancel(seq)
+
     def usage(self, seq: Sequence) -> dict[str, int]:
         prompt, completion = len(seq.prompt_ids), len(seq.output_ids)
         return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
@@ -140,13 +182,23 @@ def _dumps(obj: dict[str, Any]) -> bytes:
     return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode()
 
 
-def _stream_error(message: str) -> bytes:
-    return sse_event(_dumps({"error": {"message": message, "type": "internal_server_error",
-                                       "param": None, "code": "internal_error"}}))
+def _stream_error(message: str, type: str = "internal_server_error", code: str = "internal_error") -> bytes:
+    return sse_event(_dumps({"error": {"message": message, "type": type, "param": None, "code": code}}))
 
 
 async def _respond(serving: OpenAIServing, request: Request, seq: Sequence, queue: asyncio.Queue[Event],
                    req: CompletionRequest | ChatCompletionRequest, chat: bool) -> Response:
+    deadline = serving.start_deadline(seq)
+    try:
+        return await _respond_in_time(serving, request, seq, queue, req, chat, deadline)
+    finally:
+        if deadline is not None and not req.stream:
+            deadline.cancel()
+
+
+async def _respond_in_time(serving: OpenAIServing, request: Request, seq: Sequence, queue: asyncio.Queue[Event],
+                           req: CompletionRequest | ChatCompletionRequest, chat: bool,
+                           deadline: asyncio.TimerHandle | None) -> Response:
     stream, include_usage, continuous_usage = req.stream, req.include_usage, req.continuous_usage
     created = int(time.time())
     base = {"id": seq.request_id, "object": "chat.completion.chunk" if chat else "text_completion",
@@ -167,6 +219,9 @@ async def _respond(serving: OpenAIServing, request: Request, seq: Sequence, queu
                 if isinstance(event, FinishEvent):
                     if event.finish_reason == "error":
                         yield _stream_error(event.message)
+                    elif seq.deadline_exceeded:
+                        yield _stream_error(errors.deadline_message(serving.config.request_timeout_s),
+                                            "timeout", "request_timeout")
                     break
                 chunk = {**base, "choices": [choice(event.text, event.finish_reason)]}
                 if continuous_usage:  # from the event: the generation thread may be ahead already
@@ -178,7 +233,16 @@ async def _respond(serving: OpenAIServing, request: Request, seq: Sequence, queu
                 yield sse_event(_dumps({**base, "choices": [], "usage": serving.usage(seq)}))
             yield SSE_DONE
 
-        return SSEResponse(body(), on_disconnect=lambda: serving.scheduler.cancel(seq))
+        async def body_in_time() -> AsyncIterator[bytes]:
+            try:
+                async for chunk in body():
+                    yield chunk
+            finally:
+                if deadline is not None:
+                    deadline.cancel()
+
+        return SSEResponse(body_in_time(), on_disconnect=lambda: serving.scheduler.cancel(seq),
+                           stall_timeout_s=serving.config.stream_stall_timeout_s)
 
     async def collect() -> list[TokenEvent | FinishEvent]:
         return [event async for event in _events(queue)]
@@ -189,6 +253,8 @@ async def _respond(serving: OpenAIServing, request: Request, seq: Sequence, queu
         serving.scheduler.cancel(seq)
         return Response(status_code=499)
     last = events[-1]
+    if isinstance(last, FinishEvent) and seq.deadline_exceeded:
+        return errors.deadline_exceeded(serving.config.request_timeout_s).response()
     if isinstance(last, FinishEvent):
         return errors.APIError(500, f"generation failed: {last.message}", type="internal_server_error",
                                code="internal_error").response()
@@ -205,10 +271,17 @@ async def _respond(serving: OpenAIServing, request: Request, seq: Sequence, queu
                          "usage": serving.usage(seq)})
 
 
+def runner_for(config: ServerConfig) -> ModelRunner:
+    """The runner the server's flags describe (threads and linear kernel resolved to their defaults)."""
+    threads = config.torch_threads or default_threads(config.device)
+    kernel = config.linear_kernel or default_linear_kernel(config.device, config.dtype)
+    return ModelRunner(config.model, config.device, config.dtype, config.max_model_len, threads=threads,
+                       linear_kernel=kernel)
+
+
 def create_app(config: ServerConfig, runner: ModelRunner | None = None) -> FastAPI:
     """Build the app; the model is loaded here unless a runner is passed (tests share one)."""
-    serving = OpenAIServing(config, runner or ModelRunner(config.model, config.device, config.dtype,
-                                                          config.max_model_len))
+    serving = OpenAIServing(config, runner or runner_for(config))
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -217,10 +290,12 @@ def create_app(config: ServerConfig, runner: ModelRunner | None = None) -> FastA
             yield
         finally:
             await serving.scheduler.stop()
+            serving.close()
 
     app = FastAPI(title="HF baseline server (llm-serving-rig)", version="0.1.0", lifespan=lifespan)
     app.state.serving = serving
     errors.install_handlers(app, on_client_error=serving.metrics.on_client_error)
+    app.add_middleware(BodyLimit, max_bytes=config.max_request_bytes, on_reject=serving.metrics.on_client_error)
 
     @app.get("/health")
     async def health() -> dict[str, str]:
@@ -237,7 +312,7 @@ def create_app(config: ServerConfig, runner: ModelRunner | None = None) -> FastA
     @app.post("/v1/completions", responses=ERROR_RESPONSES)
     async def completions(req: CompletionRequest, request: Request) -> Response:
         serving.check_model(req.model)
-        prompt_ids = serving.completion_prompt(req)
+        prompt_ids = await serving.completion_prompt(req)
         params = serving.sampling_params(req, len(prompt_ids), COMPLETIONS_DEFAULT_MAX_TOKENS)
         seq, queue = serving.submit(prompt_ids, params, "cmpl")
         return await _respond(serving, request, seq, queue, req, chat=False)
@@ -245,7 +320,7 @@ def create_app(config: ServerConfig, runner: ModelRunner | None = None) -> FastA
     @app.post("/v1/chat/completions", responses=ERROR_RESPONSES)
     async def chat_completions(req: ChatCompletionRequest, request: Request) -> Response:
         serving.check_model(req.model)
-        prompt_ids = serving.chat_prompt(req.messages)
+        prompt_ids = await serving.chat_prompt(req.messages)
         params = serving.sampling_params(req, len(prompt_ids), None)
         seq, queue = serving.submit(prompt_ids, params, "chatcmpl")
         return await _respond(serving, request, seq, queue, req, chat=True)
@@ -256,10 +331,10 @@ def create_app(config: ServerConfig, runner: ModelRunner | None = None) -> FastA
         if req.model is not None:
             serving.check_model(req.model)
         if req.messages is not None:
-            tokens = serving.chat_prompt(req.messages)
+            tokens = await serving.chat_prompt(req.messages)
         elif req.prompt is not None:
-            tokens = serving.runner.encode(req.prompt) if req.add_special_tokens else list(
-                serving.runner.tokenizer(req.prompt, add_special_tokens=False)["input_ids"])
+            serving.check_prompt_chars(len(req.prompt), "prompt")
+            tokens = await serving.off_loop(serving.runner.encode, req.prompt, req.add_special_tokens)
         else:
             raise errors.bad_request("Send either `prompt` or `messages`.", "prompt")
         return {"count": len(tokens), "max_model_len": serving.runner.max_model_len, "tokens": tokens}

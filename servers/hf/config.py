@@ -24,4 +24,35 @@ class ServerConfig(BaseModel):
                                                     "reserved per admitted sequence); default "
                                                     "max(max_num_seqs x 1024, max_model_len)")
     max_model_len: int | None = Field(default=None, ge=16, description="default: the model's context length")
+    torch_threads: int | None = Field(default=None, ge=1,
+                                      description="torch intra-op threads of the generation thread; default on "
+                                                  "CPU: all cores but one (left to the event loop, as vLLM-CPU "
+                                                  "reserves one), on CUDA torch's default")
+    linear_kernel: Literal["torch", "onednn"] | None = Field(
+        default=None, description="linear layers: torch (MKL, as stored) or onednn (weights prepacked once, "
+                                  "the layout inductor uses); default onednn for float32 on CPU, else torch")
+    # Abuse limits (servers/hf/README.md, "Limits"): each one answers or ends a request before it can
+    # cost the server more than a request that fits the context.
+    max_request_bytes: int = Field(default=8 * 2**20, ge=1024,
+                                   description="request bodies larger than this are refused with 413 before "
+                                               "they are read whole (default 8 MiB)")
+    max_prompt_chars: int | None = Field(default=None, ge=1,
+                                         description="prompts (or chat messages, together) longer than this many "
+                                                     "characters are refused with 400 before tokenizing; default "
+                                                     "max_model_len x the tokenizer's longest token, so no prompt "
+                                                     "that fits the context is refused")
+    request_timeout_s: float = Field(default=600.0, ge=0.0,
+                                     description="per-request deadline from arrival, queue time included; a "
+                                                 "request still queued or generating then is ended (504, or an "
+                                                 "error event in a stream); 0 = none (default 600 s, the OpenAI "
+                                                 "Python client's own timeout)")
+    socket_send_buffer_bytes: int = Field(default=64 * 1024, ge=4096,
+                                          description="SO_SNDBUF of client connections (default 64 KiB); a fixed "
+                                                      "size instead of Linux's autotuning (up to 4 MiB), so that "
+                                                      "a client that stops reading blocks the server's writes "
+                                                      "after ~200 KB instead of megabytes")
+    stream_stall_timeout_s: float = Field(default=30.0, gt=0.0,
+                                          description="a stream whose client has taken no data for this long "
+                                                      "(the server's write has been blocked) is cancelled and "
+                                                      "frees its slot (default 30 s)")
     log_level: str = "info"

@@ -5,15 +5,18 @@ alone. It changes only *when* the model runs which sequence, never *how* a token
 
 * every step is one forward pass over all running sequences (one new token each);
 * a new request is admitted when ``--max-num-seqs`` and the KV-cache token budget allow
-  (``kv_cache.TokenBudget``), prefilled alone — the same forward pass the naive scheduler makes,
-  so its first token is the naive scheduler's — and joins the batch at the next step;
+  (``kv_cache.TokenBudget``). Into an empty batch it is prefilled alone — the same forward pass the
+  naive scheduler makes, so a lone request's tokens are the naive scheduler's bit for bit. While a batch
+  runs, its prompt is prefilled in chunks mixed into the decode steps (``chunked``): each step carries
+  every running sequence's next token plus up to ``--max-num-batched-tokens`` − (running) prompt
+  tokens, one prompt at a time, so a prefill never stalls the batch for more than one step's budget;
+  with its last chunk the sequence samples its first token and joins the batch;
 * a finished or cancelled sequence leaves at once and frees its rows and blocks;
 * tokens are sampled per sequence with ``runner.sample`` and fed to ``Sequence.append``, the same
   code paths as the naive scheduler (sampling parameters, seeds, stop strings, ``ignore_eos``,
   ``min_tokens``, usage, streaming, metrics).
 
-What it does not do (vLLM does): chunked prefill (a long prompt's prefill delays that step),
-preemption (reservations make it unnecessary), prefix caching, CUDA graphs, paged attention
+What it does not do (vLLM does): preemption (reservations make it unnecessary), prefix caching, CUDA graphs, paged attention
 kernels — the batched step uses the model's own attention over a padded, masked cache.
 """
 
@@ -29,6 +32,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 import torch
 
+from transformers import DynamicCache
+
+from servers.hf import chunked
 from servers.hf.kv_cache import BatchKVCache, TokenBudget
 from servers.hf.metrics import ServerMetrics
 from servers.hf.runner import ModelRunner
@@ -47,10 +53,22 @@ class _Running:
         self.seq, self.generator, self.next_token = seq, generator, next_token
 
 
+class _Prefilling:
+    """The sequence whose prompt is being prefilled in chunks: its own cache and how far it has got."""
+
+    __slots__ = ("cache", "done", "generator", "seq")
+
+    def __init__(self, seq: Sequence, generator: torch.Generator | None, cache: DynamicCache) -> None:
+        self.seq, self.generator, self.cache, self.done = seq, generator, cache, 0
+
+
 class ContinuousScheduler:
     def __init__(self, runner: ModelRunner, metrics: ServerMetrics, max_queue: int, max_num_seqs: int,
-                 kv_cache_tokens: int) -> None:
+                 kv_cache_tokens: int, max_num_batched_tokens: int = 256) -> None:
         self.runner = runner
+        self.max_num_batched_tokens = max_num_batched_tokens
+        self._prefilling: _Prefilling | None = None
+        chunked.enable(runner.model)
         self.metrics = metrics
         self.max_queue = max_queue
         self.max_num_seqs = max_num_seqs

@@ -45,6 +45,15 @@ def queue_full(limit: int) -> APIError:
                     type="server_overloaded", code="queue_full")
 
 
+def deadline_exceeded(timeout_s: float) -> APIError:
+    return APIError(504, deadline_message(timeout_s), type="timeout", code="request_timeout")
+
+
+def deadline_message(timeout_s: float) -> str:
+    return (f"The request did not finish within the server's deadline of {timeout_s:g} s from its arrival "
+            "(queue time included; --request-timeout-s).")
+
+
 def error_response(status: int, body: ErrorBody) -> JSONResponse:
     return JSONResponse(ErrorResponse(error=body).model_dump(), status_code=status)
 

@@ -7,13 +7,17 @@ accepted the request); every metric is documented in ``servers/hf/README.md``.
 
 These are server-side views. The load generator's own client-side measurements are the
 only ones comparable across engines.
+
+The registry also carries prometheus-client's process collector (``process_cpu_seconds_total``,
+``process_resident_memory_bytes``, as vLLM's page has them): a load generator that did not start
+this server (a remote target) reads its CPU and memory from there (``loadgen.observe``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector, disable_created_metrics
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -64,6 +68,7 @@ class ServerMetrics:
 
     def __init__(self, model_name: str, device: str = "cpu") -> None:
         self.registry = CollectorRegistry(auto_describe=True)
+        ProcessCollector(registry=self.registry)  # this process's CPU seconds and RSS (Linux /proc)
         self.model_name = model_name
         labels = ["model_name"]
 

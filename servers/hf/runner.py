@@ -10,8 +10,10 @@ exposes the same two forward calls ``generate`` makes (prefill with a fresh
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,6 +21,7 @@ from typing import Any
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, DynamicCache
 
+from servers.hf import linear
 from servers.hf.sequence import SamplingParams
 
 log = logging.getLogger(__name__)
@@ -45,9 +48,31 @@ def default_dtype(device: str) -> str:
     return "bfloat16" if device.startswith("cuda") else "float32"
 
 
+LINEAR_KERNELS = ("torch", "onednn")
+
+
+def default_threads(device: str) -> int | None:
+    """CPU: all cores but one, left to the event loop (and the tokenizer), as vLLM-CPU reserves a core for
+    its frontend. With every core in torch's OpenMP team, the event loop's per-token work preempts one of
+    the team's threads and every parallel region waits at its barrier for it; on 2 cores that cost the
+    baseline ~40% of its time per token. CUDA: torch's default."""
+    if device.startswith("cuda"):
+        return None
+    return max(1, (os.cpu_count() or 1) - 1)
+
+
+def default_linear_kernel(device: str, dtype: str | None) -> str:
+    """oneDNN prepacked where it applies (CPU, float32), else torch's own."""
+    return "onednn" if not device.startswith("cuda") and (dtype or default_dtype(device)) == "float32" else "torch"
+
+
 class ModelRunner:
+    """One model and its tokenizer; ``threads`` and ``linear_kernel`` default to torch's own behaviour
+    (the Triton model and tests use it so); the server passes its flags."""
+
     def __init__(self, model_dir: str | Path, device: str = "cpu", dtype: str | None = None,
-                 max_model_len: int | None = None) -> None:
+                 max_model_len: int | None = None, threads: int | None = None,
+                 linear_kernel: str = "torch") -> None:
         model_dir = Path(model_dir)
         if not (model_dir / "config.json").exists():
             raise ModelLoadError(f"{model_dir} is not a Hugging Face model folder (no config.json); "
@@ -57,6 +82,11 @@ class ModelRunner:
         dtype = dtype or default_dtype(device)
         if dtype not in DTYPES:
             raise ModelLoadError(f"unknown dtype {dtype!r}; choose one of {sorted(DTYPES)}")
+        if linear_kernel not in LINEAR_KERNELS:
+            raise ModelLoadError(f"unknown linear kernel {linear_kernel!r}; choose one of {LINEAR_KERNELS}")
+        self.threads = threads
+        self._thread_state = threading.local()
+        self.use_threads()
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         self.device = torch.device(device)
         self.tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
@@ -68,6 +98,18 @@ class ModelRunner:
         self.info = ModelInfo(path=str(model_dir), device=str(self.device), dtype=dtype,
                               max_model_len=self.max_model_len,
                               num_parameters=sum(p.numel() for p in self.model.parameters()))
+        self.linear_kernel = linear_kernel
+        if linear_kernel == "onednn":
+            if not linear.supported(self.device, self.model.dtype):
+                raise ModelLoadError("--linear-kernel onednn needs a CPU, float32 and a torch built with oneDNN")
+            linear.prepack_linear_layers(self.model)
+
+    def use_threads(self) -> None:
+        """Applies ``threads`` to the calling thread: OpenMP's thread count is per calling thread, so each
+        generation thread calls this before its first forward pass (once; later calls cost nothing)."""
+        if self.threads and not getattr(self._thread_state, "set", False):
+            torch.set_num_threads(self.threads)
+            self._thread_state.set = True
 
     def _eos_ids(self) -> frozenset[int]:
         ids: set[int] = set()
@@ -81,8 +123,8 @@ class ModelRunner:
         return frozenset(ids)
 
     # -- prompts -------------------------------------------------------------------------
-    def encode(self, text: str) -> list[int]:
-        return list(self.tokenizer(text)["input_ids"])
+    def encode(self, text: str, add_special_tokens: bool = True) -> list[int]:
+        return list(self.tokenizer(text, add_special_tokens=add_special_tokens)["input_ids"])
 
     def render_chat(self, messages: list[dict[str, str]]) -> list[int]:
         if not getattr(self.tokenizer, "chat_template", None):
@@ -92,6 +134,13 @@ class ModelRunner:
             rendered = rendered["input_ids"]
         return [int(t) for t in rendered]
 
+    @functools.cached_property
+    def longest_token_chars(self) -> int:
+        """Characters of the vocabulary's longest token: no text longer than ``max_model_len`` times this
+        can fit the context, so the server can refuse such a prompt without tokenizing it."""
+        vocab = self.tokenizer.get_vocab()
+        return max((len(self.tokenizer.convert_tokens_to_string([token])) for token in vocab), default=1) or 1
+
     @property
     def vocab_size(self) -> int:
         return int(self.model.get_output_embeddings().weight.shape[0])
@@ -99,6 +148,7 @@ class ModelRunner:
     # -- forward passes ------------------------------------------------------------------
     @torch.inference_mode()
     def prefill(self, prompt_ids: list[int]) -> tuple[torch.Tensor, DynamicCache]:
+        self.use_threads()
         cache = DynamicCache(config=self.model.config)
         input_ids = torch.tensor([prompt_ids], dtype=torch.long, device=self.device)
         out = self.model(input_ids=input_ids, past_key_values=cache, use_cache=True, logits_to_keep=1)

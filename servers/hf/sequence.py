@@ -122,6 +122,8 @@ class Sequence:
     output_ids: list[int] = field(default_factory=list)
     text: str = ""
     cancelled: threading.Event = field(default_factory=threading.Event)
+    # Set (before ``cancelled``) when the server's per-request deadline ended it, not the client.
+    deadline_exceeded: bool = False
 
     def __post_init__(self) -> None:
         self._detok = IncrementalDetokenizer(self.tokenizer, self.prompt_ids)

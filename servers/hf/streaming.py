@@ -4,12 +4,17 @@ Why our own response class: a request whose client went away must be cancelled a
 even while it is still queued and no byte is being written. Starlette's streaming
 response only notices a disconnect on some ASGI versions, or on the next write; this
 class listens for ``http.disconnect`` for the whole life of the stream and calls back.
+
+A client that stays connected but stops reading is the other way to hold a slot: once the
+socket's buffers are full, a write blocks. A write blocked for ``stall_timeout_s`` counts as
+a disconnect (the request is cancelled, its slot freed, the connection closed).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -18,6 +23,11 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
+
+
+class StreamStalled(Exception):
+    """The client took no data for ``stall_timeout_s``: it stopped reading."""
 
 
 async def _wait_for_disconnect(receive: Receive) -> None:
@@ -32,10 +42,12 @@ class SSEResponse(Response):
 
     media_type = "text/event-stream"
 
-    def __init__(self, events: AsyncIterator[bytes], on_disconnect: Callable[[], None]) -> None:
+    def __init__(self, events: AsyncIterator[bytes], on_disconnect: Callable[[], None],
+                 stall_timeout_s: float | None = None) -> None:
         super().__init__(status_code=200, media_type=self.media_type)
         self._events = events
         self._on_disconnect = on_disconnect
+        self._stall_timeout_s = stall_timeout_s
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await send({
@@ -57,14 +69,24 @@ class SSEResponse(Response):
         finally:
             for task in (writer, listener):
                 task.cancel()
-                with contextlib.suppress(asyncio.CancelledError, OSError):
+                with contextlib.suppress(asyncio.CancelledError, OSError, StreamStalled):
                     await task
             await _aclose(self._events)
 
     async def _write(self, send: Send) -> None:
         async for chunk in self._events:
-            await send({"type": "http.response.body", "body": chunk, "more_body": True})
-        await send({"type": "http.response.body", "body": b"", "more_body": False})
+            await self._send(send, {"type": "http.response.body", "body": chunk, "more_body": True})
+        await self._send(send, {"type": "http.response.body", "body": b"", "more_body": False})
+
+    async def _send(self, send: Send, message: dict[str, Any]) -> None:
+        """``send`` returns at once while the transport takes data; it blocks only while the client's and
+        the server's socket buffers are full, i.e. the client has stopped reading."""
+        try:
+            async with asyncio.timeout(self._stall_timeout_s):  # a timer handle, no task per chunk
+                await send(message)
+        except TimeoutError:
+            log.warning("stream cancelled: the client took no data for %.1f s", self._stall_timeout_s)
+            raise StreamStalled from None
 
 
 async def _aclose(events: Any) -> None:

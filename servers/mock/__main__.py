@@ -28,6 +28,9 @@ def parse_args(argv: list[str] | None = None) -> MockConfig:
     p.add_argument("--api-key", help="require `Authorization: Bearer KEY` on POSTs (401 otherwise), as vLLM does")
     p.add_argument("--ssl-certfile", help="serve https with this certificate (PEM; with --ssl-keyfile)")
     p.add_argument("--ssl-keyfile", help="the certificate's private key (PEM)")
+    p.add_argument("--events-per-write", type=int, default=1,
+                   help="N>1: write N token events per write, every N × ITL (more events/s than one by one; "
+                        "the mock's own ITL record is then per write)")
     p.add_argument("--prefix-cache-block", type=int, default=0,
                    help="N>0: simulate a prefix cache of N-word blocks and report usage.prompt_tokens_details")
     for fault, what in (("fail-500", "answer HTTP 500"), ("fail-429", "answer HTTP 429"),
@@ -36,6 +39,8 @@ def parse_args(argv: list[str] | None = None) -> MockConfig:
                         ("error-event", "send an error object mid-stream after HTTP 200")):
         p.add_argument(f"--{fault}-rate", type=float, default=0.0, help=f"probability to {what}")
     a = p.parse_args(argv)
+    if a.events_per_write < 1:
+        p.error("--events-per-write must be at least 1")
     if a.tokens_per_chunk < 1:
         p.error("--tokens-per-chunk must be at least 1")
     if bool(a.ssl_certfile) != bool(a.ssl_keyfile):
@@ -46,7 +51,7 @@ def parse_args(argv: list[str] | None = None) -> MockConfig:
                       drop_rate=a.drop_rate, stall_rate=a.stall_rate, malformed_rate=a.malformed_rate,
                       error_event_rate=a.error_event_rate, prefix_cache_block=a.prefix_cache_block,
                       max_concurrency=a.max_concurrency, api_key=a.api_key, ssl_certfile=a.ssl_certfile,
-                      ssl_keyfile=a.ssl_keyfile)
+                      ssl_keyfile=a.ssl_keyfile, events_per_write=a.events_per_write)
 
 
 async def serve(config: MockConfig) -> None:

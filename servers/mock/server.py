@@ -48,6 +48,11 @@ class MockConfig:
     api_key: str | None = None  # set: POSTs without ``Authorization: Bearer <key>`` get 401, as vLLM's --api-key
     ssl_certfile: str | None = None  # with ssl_keyfile: serve https (servers.mock.tls), timestamps kept
     ssl_keyfile: str | None = None
+    # >1: write this many events in one write (each still its own SSE event and token), every
+    # events_per_write × itl_ms: the mock's cost per event drops, so it can offer one client core more
+    # token events per second than it could write one by one (the selftest's capacity check). Its own
+    # ITL record is then per write.
+    events_per_write: int = 1
 
     def draw_fault(self, rng: random.Random) -> str | None:
         """At most one fault per request, each with its own probability."""
@@ -126,25 +131,32 @@ class Stream:
         if self.timer is not None:
             self.timer.cancel()
 
+    def event(self, index: int) -> bytes:
+        """The bytes of event ``index`` (the last one carries the finish reason)."""
+        return self.final_bytes if index == self.n_chunks - 1 else self.chunk_bytes
+
     def fire(self) -> None:
         proto = self.proto
         if proto.closed:
             return
         metrics = proto.server.metrics
-        halfway = self.index == self.n_chunks // 2
+        k = min(proto.server.config.events_per_write, self.n_chunks - self.index)
+        halfway = self.index <= self.n_chunks // 2 < self.index + k
         if self.fault is not None and halfway and self.index > 0:
             self.inject()
             return
-        last = self.index == self.n_chunks - 1
-        proto.transport.write(self.final_bytes + self.tail if last else self.chunk_bytes)
+        last = self.index + k == self.n_chunks
+        data = self.event(self.index) if k == 1 else b"".join(self.event(i) for i in range(self.index, self.index + k))
+        proto.transport.write(data + self.tail if last else data)
         now = time.perf_counter()
         if self.index == 0:
             metrics.ttft.observe(now - self.received)
         else:
             metrics.itl.observe(now - self.last_write)
         self.last_write = now
-        metrics.tokens += self.n_tokens - (self.n_chunks - 1) * self.tokens_per_chunk if last else self.tokens_per_chunk
-        self.index += 1
+        metrics.tokens += k * self.tokens_per_chunk - (self.n_chunks * self.tokens_per_chunk - self.n_tokens
+                                                       if last else 0)
+        self.index += k
         if last:
             metrics.outcomes["ok"] += 1
             proto.response_done()
@@ -394,13 +406,11 @@ class ContinuousUsageStream(Stream):
         middle, tail = rest.split(b'"@T@"')
         return head, middle, tail
 
-    def fire(self) -> None:
-        last = self.index == self.n_chunks - 1
-        done = self.n_tokens if last else (self.index + 1) * self.tokens_per_chunk
+    def event(self, index: int) -> bytes:
+        last = index == self.n_chunks - 1
+        done = self.n_tokens if last else (index + 1) * self.tokens_per_chunk
         head, middle, tail = self.final_parts if last else self.normal_parts
-        data = head + str(done).encode() + middle + str(self.prompt_tokens + done).encode() + tail
-        self.chunk_bytes = self.final_bytes = _chunk(data)
-        super().fire()
+        return _chunk(head + str(done).encode() + middle + str(self.prompt_tokens + done).encode() + tail)
 
 
 class MockProtocol:

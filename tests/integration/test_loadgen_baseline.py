@@ -54,7 +54,8 @@ def test_client_paths_complete_with_exact_token_counts(baseline: Server, model_d
     assert summary == json.loads(result.summary.to_json())
     block = summary["targets"]["hf"]
     assert block["requests"] == {"ok": 4, "failed": 0, "by_error": {
-        "connect": 0, "timeout": 0, "http_4xx": 0, "http_5xx": 0, "stream_error": 0, "protocol": 0, "cancelled": 0}}
+        "connect": 0, "timeout": 0, "http_4xx": 0, "http_5xx": 0, "stream_error": 0, "protocol": 0, "cancelled": 0,
+        "worker_lost": 0}}
     for key in ("ttft_ms", "ttft_intended_ms", "ttfb_ms", "itl_ms", "tpot_ms", "e2e_ms", "send_lag_ms"):
         assert set(block[key]) >= {"mean", "p50", "p90", "p95", "p99", "p999", "max"}, key
     assert block["output_tokens_per_s"] > 0 and block["stages"]["c2"]["requests"]["ok"] == 4

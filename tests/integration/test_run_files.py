@@ -9,6 +9,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 
 from loadgen import metrics as m
@@ -21,23 +22,33 @@ from loadgen.api import (
     RunFormatError,
     RunResult,
     load_run,
+    run,
 )
 from loadgen.cli import main
+from loadgen.observe.resources import RESOURCES_FILE
+from loadgen.observe.server_metrics import SERVER_FILE
 from loadgen.record import ERROR_CLASSES
 from loadgen.summary import Manifest, Summary
-from tests.integration.test_loadgen_mock import mock, run_mock
+from tests.integration.test_loadgen_mock import mock, mock_profile
 
 STATS = {"count", "mean", "std", "min", "p50", "p90", "p95", "p99", "p999", "max"}
 
 
 @pytest.fixture(scope="module")
 def saved(tmp_path_factory: pytest.TempPathFactory) -> RunResult:
-    """Two stages against the mock, with a fault (so by_error has a count) and an SLO (so goodput is set)."""
+    """Two stages against the mock, with a fault (so by_error has a count) and an SLO (so goodput is set); the
+    target carries the mock's PID, so the run samples its process (``resources``; the mock's page is no
+    engine's, so there is no ``server`` block and the TTFT breakdown has nothing to split)."""
     tmp = tmp_path_factory.mktemp("run-files")
     with mock(tmp, "--ttft-ms", "5", "--itl-ms", "2", "--fail-500-rate", "0.2") as url:
-        return run_mock(tmp / "out", url, [{"type": "concurrency", "concurrency": 2, "requests": 10},
-                                           {"type": "rate", "rate": 50, "arrival": "constant", "requests": 10}],
-                        output_tokens=4, slo={"ttft_ms": 1000}, warmup=2)
+        port = url.rsplit(":", 1)[1]
+        server = next(p for p in psutil.Process().children(recursive=True)
+                      if "servers.mock" in p.cmdline() and port in p.cmdline())
+        profile = mock_profile(url, tmp, [{"type": "concurrency", "concurrency": 2, "requests": 10},
+                                          {"type": "rate", "rate": 50, "arrival": "constant", "requests": 10}],
+                               output_tokens=4, slo={"ttft_ms": 1000}, warmup=2)
+        profile.targets[0].pid = server.pid
+        return run(profile, tmp / "out", report=False)
 
 
 def copy_run(saved: RunResult, tmp_path: Path) -> Path:
@@ -64,7 +75,10 @@ def test_summary_json_keeps_its_layout(saved: RunResult) -> None:
     assert set(data) == {"manifest", "targets"} and set(data["targets"]) == {"mock"}
     block = data["targets"]["mock"]
     # no agreement without a reference; the validity verdict (issue 15) on every target
-    assert set(block) == {"requests", "stages", "validity", *m.registered_names()}
+    # the engine's side (issue 17): resources from the mock's process; where TTFT goes (unsplit: no engine page)
+    assert set(block) == {"requests", "stages", "validity", "resources", "ttft_breakdown", *m.registered_names()}
+    assert block["resources"]["rss_mb"] > 0 and block["resources"]["sources"]["rss_mb"] == "process"
+    assert block["ttft_breakdown"]["missing"] == ["queue", "prefill"]
     assert set(block["validity"]) == {"valid", "reasons", "cpu_share", "loop_lag_p99_ms", "send_lag_p99_ms",
                                       "achieved_ratio"}
     assert set(block["requests"]) == {"ok", "failed", "by_error"} and set(block["requests"]["by_error"]) == set(
@@ -72,7 +86,7 @@ def test_summary_json_keeps_its_layout(saved: RunResult) -> None:
     assert block["requests"]["ok"] + block["requests"]["failed"] == 20  # warm-up requests are not counted
     assert list(block["stages"]) == ["c2", "r50"]
     for stage in block["stages"].values():
-        assert set(stage) == {"requests", "saturated", *m.registered_names()}
+        assert set(stage) == {"requests", "saturated", "resources", "ttft_breakdown", *m.registered_names()}
     for d in m.DISTRIBUTIONS:
         if d.source == "records" and d.name != "connect_ms":
             assert set(block[d.name]) == STATS, d.name
@@ -100,6 +114,7 @@ def test_load_run_gives_back_what_the_run_returned(saved: RunResult) -> None:
     assert loaded.records == saved.records and len(loaded.records) == 22
     assert loaded.summary == saved.summary and loaded.manifest == saved.manifest
     assert loaded.loop_lag == saved.loop_lag and loaded.out == saved.out
+    assert loaded.observed == saved.observed and saved.observed.resources and saved.observed.server
     # Rebuilt from the records, with the profile kept in the manifest: the same numbers.
     assert load_run(saved.out, rebuild=True).summary.to_json() == saved.summary.to_json()
 
@@ -169,6 +184,23 @@ def test_a_last_line_cut_short_by_a_kill_is_skipped(saved: RunResult, tmp_path: 
     assert len(load_run(folder, rebuild=True).records) == len(saved.records) - 1
     (folder / RECORDS_FILE).write_text(text[: len(text) - 40] + "\n")  # a complete but broken last line is an error
     with pytest.raises(RunFormatError, match=rf"{RECORDS_FILE}:{len(saved.records)}: not a request record"):
+        load_run(folder)
+
+
+def test_a_damaged_engine_samples_line_names_the_file_line_and_field(
+        saved: RunResult, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    folder = copy_run(saved, tmp_path)
+    lines = (folder / RESOURCES_FILE).read_text().splitlines(keepends=True)
+    sample = json.loads(lines[1])
+    sample["rss_bytes"] = "a lot"
+    lines[1] = json.dumps(sample) + "\n"
+    (folder / RESOURCES_FILE).write_text("".join(lines))
+    with pytest.raises(RunFormatError, match=rf"{RESOURCES_FILE}:2: not a ResourceSample line: field rss_bytes"):
+        load_run(folder)
+    assert f"{RESOURCES_FILE}:2:" in report_error(folder, capsys)
+    shutil.copy(saved.out / RESOURCES_FILE, folder / RESOURCES_FILE)  # type: ignore[operator]
+    (folder / SERVER_FILE).write_text('{"t_ns": 1, "target": "mock", "event": "lunch"}\n')
+    with pytest.raises(RunFormatError, match=rf"{SERVER_FILE}:1: not a ServerSample line: field event"):
         load_run(folder)
 
 

@@ -207,3 +207,44 @@ def test_plain_up_starts_every_engine_one_after_another() -> None:
         assert before in SERVICES[after]["depends_on"], f"{after} does not wait for {before}"
     assert "--kv-cache-tokens" in SERVICES["baseline"]["command"]
     assert "TRTLLM_MAX_KV_TOKENS" in SERVICES["trtllm-build"]["environment"]
+
+
+# -- Locust (issue 19): master and scalable workers, profile `locust` -------------------------------
+
+
+def test_locust_services_run_the_rigs_locust_front_end() -> None:
+    master, worker = SERVICES["locust-master"], SERVICES["locust-worker"]
+    for svc in (master, worker):
+        assert svc["profiles"] == ["locust"] and svc["image"] == SERVICES["loadgen"]["image"]
+        assert svc["entrypoint"] == ["python", "-m", "loadgen.locust"]
+        assert "results:/results" in svc["volumes"]  # each worker's own records land beside the merged run
+    assert (ROOT / "loadgen" / "locust" / "__main__.py").is_file()
+    assert "127.0.0.1:8089:8089" in master["ports"]  # the web UI, on the host's loopback only
+    assert "--master" in master["command"] and "--worker" in worker["command"]
+    assert worker["command"][worker["command"].index("--master-host") + 1] == "locust-master"
+    assert worker["depends_on"]["locust-master"]["condition"] == "service_healthy"
+    assert "replicas" not in (worker.get("deploy") or {}) and "container_name" not in worker  # --scale works
+
+
+def test_the_locust_master_names_a_profile_and_target_that_exist() -> None:
+    command = SERVICES["locust-master"]["command"]
+    container_path = command[command.index("--rig-profile") + 1]
+    mount = next(v for v in SERVICES["locust-master"]["volumes"] if v.split(":")[1] == "/app/loadgen/profiles")
+    host_path = ROOT / mount.split(":")[0] / Path(container_path).relative_to("/app/loadgen/profiles")
+    profile = yaml.safe_load(host_path.read_text())
+    assert command[command.index("--rig-target") + 1] in {t["name"] for t in profile["targets"]}
+    assert command[command.index("--rig-out") + 1].startswith("/results/")
+
+
+def test_prometheus_scrapes_the_locust_master_in_the_loadgen_job() -> None:
+    """The dashboards read loadgen_* series from the `loadgen` job: the master's exporter joins that job."""
+    config = yaml.safe_load((ROOT / "docker" / "prometheus" / "prometheus.yml").read_text())
+    job = next(j for j in config["scrape_configs"] if j["job_name"] == "loadgen")
+    targets = {t for static in job["static_configs"] for t in static["targets"]}
+    assert "locust-master:9400" in targets
+    assert any(p.endswith(":9400") for p in SERVICES["locust-master"]["ports"])
+
+
+def test_the_loadgen_image_installs_the_locust_extra() -> None:
+    text = (ROOT / "docker" / "loadgen.Dockerfile").read_text()
+    assert re.search(r"pip install [^\n]*\.\[[^\]]*locust", text)

@@ -322,3 +322,16 @@ def test_checker_catches_an_import_of_a_missing_module(tmp_path: Path) -> None:
 ])
 def test_the_rules_say_what_the_architecture_says(module: str, target: str, broken: bool) -> None:
     assert bool(check({module: [Import(module, "x.py", 1, target)]}, RULES, ())) is broken
+
+
+GEVENT_PACKAGES = ("locust", "gevent", "geventhttpclient")
+
+
+def test_only_the_locust_front_end_imports_locust_or_gevent() -> None:
+    """``import locust`` monkey-patches the standard library for gevent: nothing outside ``loadgen.locust``
+    may import it (or gevent), or every asyncio run would get patched sockets (docs/locust.md)."""
+    modules = scan(ROOT, FIRST_PARTY)
+    found = [f"{i.path}:{i.line}: {i.importer} imports {i.target}" for imports in modules.values() for i in imports
+             if any(within(i.target, p) for p in GEVENT_PACKAGES) and not within(i.importer, "loadgen.locust")]
+    assert not found, "\n".join(found)
+    assert any(within(i.target, "locust") for i in modules["loadgen.locust.plugin"])  # the scan sees the front end

@@ -30,7 +30,7 @@ def rec(i: int, intended_ms: float, sent_ms: float | None = None, ttft_ms: float
 def test_a_client_on_schedule_is_valid() -> None:
     records = [rec(i, i * 100.0, i * 100.0 + 0.2) for i in range(50)]
     cpu = [(0, 0), (6_000 * MS, 600 * MS)]  # 10% of a core
-    v = verdict(records, [0.1] * 100, cpu)
+    v = verdict(records, [0.1] * 100, [cpu])
     assert v.valid and v.reasons == []
     assert v.send_lag_p99_ms == pytest.approx(0.2)
     assert v.achieved_ratio == pytest.approx(1.0)
@@ -40,7 +40,7 @@ def test_a_client_on_schedule_is_valid() -> None:
 def test_each_rule_makes_a_run_invalid_with_its_reason() -> None:
     # sends drift later and later: the last one is 400 ms late over a 4.9 s schedule
     late = [rec(i, i * 100.0, i * 100.0 + i * 8.0) for i in range(50)]
-    v = verdict(late, [6.0] * 100, [(0, 0), (5_000 * MS, 4_750 * MS)])
+    v = verdict(late, [6.0] * 100, [[(0, 0), (5_000 * MS, 4_750 * MS)]])
     assert not v.valid
     assert v.achieved_ratio == pytest.approx(4900 / 5292, abs=1e-4)
     assert v.send_lag_p99_ms == pytest.approx(0.99 * 49 * 8 + 0.01 * 48 * 8, rel=0.02)
@@ -57,7 +57,7 @@ def test_cpu_share_is_cpu_time_over_wall_time_inside_the_window() -> None:
     assert cpu_share(samples, 1_000 * MS, 3_000 * MS) == pytest.approx(0.5)
     assert cpu_share(samples, 500 * MS, 900 * MS) is None
     busy = [rec(i, i * 10.0, e2e_ms=5.0) for i in range(301)]  # window 0 … 3005 ms
-    v = verdict(busy, [], [(0, 0), (3_000 * MS, 2_850 * MS)])
+    v = verdict(busy, [], [[(0, 0), (3_000 * MS, 2_850 * MS)]])
     assert v.cpu_share == pytest.approx(0.95) and not v.valid and "CPU" in v.reasons[0]
     assert THRESHOLDS.cpu_share_max == 0.90
 

@@ -1,0 +1,147 @@
+"""The report's server side: engine resources over time, engine state beside the client's in-flight
+count, where TTFT goes, and one table of the ``resources``/``server`` blocks.
+
+Why a module of its own: these read the engines' samples (``loadgen.observe``) as well as the
+records, and ``html.py`` stays the page's layout. Time axes use the same origin as the throughput
+plot (the first measured send), so the plots line up with it; warm-up samples are left out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import plotly.graph_objects as go
+
+from loadgen import metrics as m
+from loadgen.observe.observed import Observed
+from loadgen.observe.resources import MB, PREFERENCE, ResourceSample, cpu_rates
+from loadgen.observe.ttft_breakdown import PARTS
+from loadgen.record import RequestRecord
+from loadgen.render.table import Table
+from loadgen.summary import Summary, _Metrics
+
+PART_NAMES = {"send_lag_ms": "client send lag", "connect_ms": "connect", "queue_ms": "server queue",
+              "prefill_ms": "prefill", "delivery_ms": "delivery", "unsplit_ms": "not split by the engine"}
+
+
+def origin_ns(records: Sequence[RequestRecord]) -> int | None:
+    measured = m.measured(records)
+    return min(r.sent_ns for r in measured) if measured else None
+
+
+def _s(t_ns: int, origin: int) -> float:
+    return (t_ns - origin) / 1e9
+
+
+def _source_points(samples: list[ResourceSample], figure: str, name: str) -> list[tuple[int, float]]:
+    """The (t_ns, value) points of the first source (in ``PREFERENCE`` order) that has ``name``."""
+    for source in PREFERENCE[figure]:
+        points = [(s.t_ns, v) for s in samples if s.source == source and (v := getattr(s, name)) is not None]
+        if points:
+            return points
+    return []
+
+
+def _cpu_points(samples: list[ResourceSample]) -> list[tuple[int, float]]:
+    """CPU % between consecutive samples of the cumulative counter, else instantaneous readings."""
+    return cpu_rates(_source_points(samples, "cpu", "cpu_s")) or _source_points(samples, "cpu", "cpu_percent")
+
+
+def resources_over_time(records: Sequence[RequestRecord], observed: Observed) -> go.Figure:
+    """Per target: engine CPU % (left axis), RSS and GPU memory in MB (right axis)."""
+    fig = go.Figure()
+    origin = origin_ns(records)
+    if origin is not None:
+        for target in dict.fromkeys(s.target for s in observed.resources):
+            mine = sorted((s for s in observed.resources if s.target == target and s.stage is not None),
+                          key=lambda s: s.t_ns)
+            for label, points, axis, dash in (
+                    ("CPU %", _cpu_points(mine), "y", "solid"),
+                    ("RSS MB", [(t, v / MB) for t, v in _source_points(mine, "rss", "rss_bytes")], "y2", "dash"),
+                    ("GPU mem MB", [(t, v / MB) for t, v in _source_points(mine, "gpu_mem", "gpu_mem_bytes")],
+                     "y2", "dot")):
+                if points:
+                    fig.add_trace(go.Scatter(x=[_s(t, origin) for t, _ in points], y=[v for _, v in points],
+                                             mode="lines", name=f"{target} {label}", yaxis=axis,
+                                             line={"dash": dash}))
+    fig.update_layout(yaxis2={"title": "MB", "overlaying": "y", "side": "right", "rangemode": "tozero"})
+    return fig
+
+
+def in_flight_steps(records: Sequence[RequestRecord], origin: int) -> tuple[list[float], list[int]]:
+    """The client's requests in flight over time (a step at every send and every end)."""
+    events = sorted([(r.sent_ns, 1) for r in records] + [(r.end_ns, -1) for r in records])
+    xs, ys, level = [], [], 0
+    for t, step in events:
+        level += step
+        xs.append(_s(t, origin))
+        ys.append(level)
+    return xs, ys
+
+
+def server_over_time(records: Sequence[RequestRecord], observed: Observed) -> go.Figure:
+    """Per target: the engine's running and waiting requests beside the client's in-flight count."""
+    fig = go.Figure()
+    origin = origin_ns(records)
+    if origin is not None:
+        measured = m.measured(records)
+        for target in dict.fromkeys(r.target for r in measured):
+            xs, ys = in_flight_steps([r for r in measured if r.target == target], origin)
+            fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", name=f"{target} client in flight",
+                                     line={"shape": "hv", "dash": "dot"}))
+            mine = sorted((s for s in observed.server if s.target == target and s.stage is not None),
+                          key=lambda s: s.t_ns)
+            for name, dash in (("running", "solid"), ("waiting", "dash")):
+                points = [(s.t_ns, s.values[name]) for s in mine if name in s.values]
+                if points:
+                    fig.add_trace(go.Scatter(x=[_s(t, origin) for t, _ in points], y=[v for _, v in points],
+                                             mode="lines", name=f"{target} engine {name}",
+                                             line={"shape": "hv", "dash": dash}))
+    return fig
+
+
+def ttft_bars(summary: Summary) -> go.Figure:
+    """One stacked bar per target and stage: the mean TTFT from the intended send, split into its parts."""
+    fig = go.Figure()
+    bars = [(f"{target} {stage}", block.ttft_breakdown) for target, t in summary.targets.items()
+            for stage, block in t.stages.items() if block.ttft_breakdown is not None]
+    for part in PARTS:
+        values = [getattr(b, part) for _, b in bars]
+        if any(v is not None for v in values):
+            fig.add_trace(go.Bar(x=[label for label, _ in bars], y=values, name=PART_NAMES[part]))
+    fig.update_layout(barmode="relative")
+    return fig
+
+
+def _gauge(block: _Metrics, name: str) -> str:
+    g = getattr(block.server, name) if block.server is not None else None
+    return "-" if g is None else f"{g.mean:.2f} / {g.max:.2f}"
+
+
+def _number(value: float | None, fmt: str = "{:.1f}") -> str:
+    return "-" if value is None else fmt.format(value)
+
+
+def engine_table(summary: Summary) -> Table:
+    """Per target and stage: the ``resources`` and ``server`` blocks, and what the engine does not export."""
+    table = Table("The engines' side (docs/observability.md)", [
+        "target", "stage", "engine", "CPU % mean/max", "RSS MB", "GPU mem MB", "GPU util %", "energy J",
+        "tok/CPU-s", "tok/J", "running mean/max", "waiting mean/max", "KV use mean/max", "queue ms",
+        "prefill ms", "decode ms", "prefix hits", "preempt", "TTFT not split"])
+    for target, t in summary.targets.items():
+        for stage, block in [("all", t), *t.stages.items()]:
+            res, srv, ttft = block.resources, block.server, block.ttft_breakdown
+            if res is None and srv is None:
+                continue
+            cpu = res.cpu_percent if res is not None else None
+            table.rows.append([
+                target, stage, srv.engine or "?" if srv is not None else "-",
+                "-" if cpu is None else f"{cpu.mean:.0f} / {cpu.max:.0f}",
+                *(_number(getattr(res, f, None)) for f in ("rss_mb", "gpu_mem_mb", "gpu_util_percent", "energy_j",
+                                                           "output_tokens_per_cpu_s", "output_tokens_per_j")),
+                _gauge(block, "running"), _gauge(block, "waiting"), _gauge(block, "kv_cache_usage"),
+                *(_number(getattr(srv, f, None), "{:.2f}") for f in ("queue_time_ms", "prefill_time_ms",
+                                                                     "decode_time_ms", "prefix_cache_hit_rate",
+                                                                     "preemptions")),
+                ", ".join(ttft.missing) if ttft is not None and ttft.missing else "-"])
+    return table

@@ -1,0 +1,135 @@
+"""Chunked prefill for the continuous scheduler: one forward pass over the batch's decode tokens AND a chunk of
+a waiting prompt (``--max-num-batched-tokens``, vLLM's per-step token budget).
+
+Why: without it, admitting a request runs its whole prompt in a forward pass of its own while every running
+sequence waits — a 128-token prefill costs several decode steps, so TPOT grows with concurrency. Mixed into a
+decode step, the prompt's tokens share the step's linear layers (one read of the weights for both) and no step
+is ever longer than the budget.
+
+How, without changing the model's code: the step's tokens are *packed* into one row — ``[1, B + n]``, the B
+running sequences' next tokens, then n prompt tokens — with each token's own ``position_ids``. Everything in a
+transformer layer but attention works per token, so it runs on the packed row unchanged. Attention is the
+model's configured attention function, replaced by ``mixed_attention`` (registered under ``rig_mixed``): outside
+a mixed step it *is* SDPA (``sdpa_attention_forward``, with SDPA's own masks), so every other forward pass is
+unchanged bit for bit; inside one, it splits the packed queries — the decode part attends over the batch cache
+(``BatchKVCache``, exactly the decode step's view and mask), the prompt chunk over its own cache (earlier chunks
+plus itself, causally) — and packs the outputs back.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from transformers import AttentionInterface, DynamicCache
+from transformers.cache_utils import Cache, CacheLayerMixin
+from transformers.integrations.sdpa_attention import sdpa_attention_forward
+from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, sdpa_mask
+
+from servers.hf.kv_cache import BatchKVCache
+
+IMPLEMENTATION = "rig_mixed"
+_active = threading.local()  # the mixed step the generation thread is running, if any
+
+
+@dataclass
+class MixedStep:
+    """One packed forward pass: ``decode_rows`` batch rows first, then ``chunk_len`` prompt tokens."""
+
+    kv: BatchKVCache
+    decode_rows: int
+    decode_mask: torch.Tensor | None
+    prefill_cache: DynamicCache
+    chunk_start: int
+    chunk_len: int
+
+    def chunk_mask(self, device: torch.device) -> torch.Tensor | None:
+        """Causal over the whole prompt so far; ``None`` (SDPA's own causal path) for a first chunk."""
+        if self.chunk_start == 0:
+            return None
+        rows = torch.arange(self.chunk_len, device=device)[:, None] + self.chunk_start
+        columns = torch.arange(self.chunk_start + self.chunk_len, device=device)[None, :]
+        return (columns <= rows)[None, None]
+
+    def attend(self, module: Any, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
+               **kwargs: Any) -> tuple[torch.Tensor, None]:
+        """``query/key/value [1, heads, B + n, head_dim]`` (new tokens only) → ``[1, B + n, heads, head_dim]``."""
+        layer, b = module.layer_idx, self.decode_rows
+        outputs = []
+        if b:
+            q = query[0, :, :b].transpose(0, 1).unsqueeze(2)  # [B, heads, 1, d]
+            k_all, v_all = self.kv.write_step(layer, key[0, :, :b].transpose(0, 1).unsqueeze(2),
+                                              value[0, :, :b].transpose(0, 1).unsqueeze(2))
+            out, _ = sdpa_attention_forward(module, q, k_all, v_all, self.decode_mask, **kwargs)
+            outputs.append(out.reshape(1, b, *out.shape[2:]))  # [B, 1, heads, d] → [1, B, heads, d]
+        k_chunk, v_chunk = self.prefill_cache.layers[layer].update(key[:, :, b:], value[:, :, b:])
+        out, _ = sdpa_attention_forward(module, query[:, :, b:], k_chunk, v_chunk, self.chunk_mask(query.device),
+                                        **kwargs)
+        outputs.append(out)
+        return torch.cat(outputs, dim=1) if len(outputs) > 1 else outputs[0], None
+
+
+def mixed_attention(module: Any, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
+                    attention_mask: torch.Tensor | None, **kwargs: Any) -> tuple[torch.Tensor, None]:
+    step: MixedStep | None = getattr(_active, "step", None)
+    if step is None:
+        return sdpa_attention_forward(module, query, key, value, attention_mask, **kwargs)
+    return step.attend(module, query, key, value, **kwargs)
+
+
+AttentionInterface.register(IMPLEMENTATION, mixed_attention)
+ALL_MASK_ATTENTION_FUNCTIONS.register(IMPLEMENTATION, sdpa_mask)
+
+
+def enable(model: Any) -> None:
+    """Routes the model's attention through ``mixed_attention`` (SDPA outside mixed steps)."""
+    if model.config._attn_implementation != "sdpa":
+        raise ValueError(f"chunked prefill needs the model's SDPA attention, not {model.config._attn_implementation!r}")
+    model.config._attn_implementation = IMPLEMENTATION
+
+
+class _PassLayer(CacheLayerMixin):
+    """The cache a mixed step hands the model: it stores nothing (``MixedStep.attend`` writes both caches)."""
+
+    is_sliding = False
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.is_initialized = True
+
+    def lazy_initialization(self, key_states: torch.Tensor, value_states: torch.Tensor) -> None:
+        pass
+
+    def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args: object,
+               **kwargs: object) -> tuple[torch.Tensor, torch.Tensor]:
+        return key_states, value_states
+
+    def get_mask_sizes(self, query_length: int) -> tuple[int, int]:
+        return query_length, 0
+
+    def get_seq_length(self) -> int:
+        return 0
+
+    def get_max_length(self) -> int:
+        return -1
+
+
+@torch.inference_mode()
+def forward(model: Any, step: MixedStep, input_ids: list[int], positions: list[int],
+            keep: list[int]) -> torch.Tensor:
+    """Runs one packed step; returns the logits of the packed positions ``keep`` (``[len(keep), vocab]``)."""
+    device = model.device
+    ids = torch.tensor([input_ids], dtype=torch.long, device=device)
+    position_ids = torch.tensor([positions], dtype=torch.long, device=device)
+    # A 4-D mask is passed through untouched by the model's mask builder; ``attend`` builds its own.
+    placeholder = torch.zeros((1, 1, 1, 1), dtype=model.dtype, device=device)
+    cache = Cache(layers=[_PassLayer() for _ in range(model.config.num_hidden_layers)])
+    _active.step = step
+    try:
+        out = model(input_ids=ids, position_ids=position_ids, attention_mask=placeholder, past_key_values=cache,
+                    use_cache=True, logits_to_keep=torch.tensor(keep, dtype=torch.long, device=device))
+    finally:
+        _active.step = None
+    return out.logits[0]
