@@ -111,6 +111,24 @@ def notes(summary: Summary) -> list[tuple[str, str]]:
             if s is not None and s.p99 > LAG_WARNING_MS:
                 lines.append(("yellow", f"warning: {target} {name} p99 is {s.p99:.1f} ms (> {LAG_WARNING_MS:g} ms): "
                                         "the client was late, its timestamps carry that delay"))
+    return lines + worker_lines(summary)
+
+
+def worker_lines(summary: Summary) -> list[tuple[str, str]]:
+    """One line per client process of a ``--workers N`` run (or shard of a merged one): its share, what it
+    sent, its CPU and loop lag; a dead one in red with the requests it lost."""
+    lines = []
+    for w in summary.workers or []:
+        where = f" on {w.host}" if w.host else ""
+        cpu = f"{w.cpu_share:.0%}" if w.cpu_share is not None else "-"
+        lag = f"{w.loop_lag_p99_ms:.2f} ms" if w.loop_lag_p99_ms is not None else "-"
+        line = (f"worker {w.worker} (share {w.share}{where}): {w.requests} requests, CPU {cpu} of a core, "
+                f"loop lag p99 {lag}")
+        if w.died:
+            lines.append(("bold red", f"{line}; DIED (exit code {w.exit_code}): {w.lost} requests in flight recorded "
+                                      "as worker_lost"))
+        else:
+            lines.append(("", line))
     return lines
 
 

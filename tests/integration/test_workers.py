@@ -10,7 +10,10 @@ import json
 import os
 import random
 import signal
+import subprocess
+import sys
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +25,8 @@ from loadgen.config import Profile
 from loadgen.merge import MergeError, merge
 from loadgen.selftest import running_mock
 from loadgen.share import Share
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def profile(url: str, tmp_path: Path, **fields: Any) -> Profile:
@@ -109,6 +114,8 @@ def test_a_worker_that_dies_is_reported_and_its_requests_in_flight_are_failed_no
     assert result.summary.targets["mock"].requests.by_error["worker_lost"] == len(lost)
     on_disk = [json.loads(line) for line in (tmp_path / "run" / "records.jsonl").read_text().splitlines()]
     assert len(on_disk) == len(result.records)
+    report = (tmp_path / "run" / "report.txt").read_text()
+    assert f"worker 1 (share 1/2): {dead.requests} requests" in report and "DIED (exit code -9)" in report
 
 
 def test_shards_run_apart_merge_into_one_run(tmp_path: Path) -> None:
@@ -148,3 +155,30 @@ def test_the_cli_takes_workers_shard_and_merge(tmp_path: Path) -> None:
     assert not (tmp_path / "bad").exists()
     assert main(["merge", str(tmp_path / "m"), str(tmp_path / "s1")]) == 0
     assert main(["merge", str(tmp_path / "m2"), str(tmp_path / "w")]) == 2  # a whole run is not a share
+
+
+def test_sigint_to_the_parent_stops_every_worker_cleanly(tmp_path: Path) -> None:
+    """SIGINT to the parent only (``kill -INT``; a terminal's Ctrl-C reaches the workers too): it is
+    forwarded, each worker drains and reports, nothing is counted as lost, exit 130."""
+    dataset = tmp_path / "p.json"
+    dataset.write_text(json.dumps([{"id": "0", "conversations": [{"from": "human", "value": "hi"}]}]))
+    out = tmp_path / "out"
+    with running_mock(["--ttft-ms", "20", "--itl-ms", "50"], tmp_path, None) as url:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "loadgen.cli", "run", "--no-progress", "--no-metrics", "--out", str(out),
+             "--target", f"mock=openai-completions@{url}", "--model", "mock", "--concurrency", "4", "--duration",
+             "60", "--output-tokens", "100", "--dataset", str(dataset), "--workers", "2",
+             "--set", "drain_timeout_s=0.5"],
+            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if (out / "records.jsonl").exists() and (out / "records.jsonl").read_text().count("\n") >= 4:
+                break
+            time.sleep(0.2)
+        os.kill(proc.pid, signal.SIGINT)
+        output, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 130, output
+    result = api.load_run(out)
+    assert {r.error for r in result.records} <= {None, "cancelled"}
+    assert any(r.error == "cancelled" for r in result.records)
+    assert [w.died for w in result.summary.workers or []] == [False, False]
