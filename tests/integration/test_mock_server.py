@@ -57,3 +57,19 @@ def test_open_loop_poisson_arrivals_on_a_real_run(tmp_path: Path) -> None:
     sends = sorted(r.sent_ns for r in records)
     assert (len(sends) - 1) / ((sends[-1] - sends[0]) / 1e9) == pytest.approx(500, rel=0.05)
     assert all(r.sent_ns >= r.intended_ns for r in records)
+
+
+def test_events_per_write_sends_every_event_in_fewer_writes(tmp_path: Path) -> None:
+    """``--events-per-write 4`` (the selftest's capacity mode): every token is still its own SSE event
+    with exact usage, written 4 at a time every 4 × ITL; the client sees each group at one kernel time."""
+    with mock(tmp_path, "--ttft-ms", "5", "--itl-ms", "10", "--events-per-write", "4") as url:
+        result = run_mock(tmp_path / "out", url, {"type": "concurrency", "concurrency": 2, "requests": 4},
+                          output_tokens=10, kind="openai-chat")
+        with httpx.Client(base_url=url, timeout=10) as client:
+            assert metric(client, "mock_tokens_total") == 40
+            assert metric(client, "mock_itl_seconds_count") == 4 * 2  # 3 writes a request (4+4+2 events): 2 gaps
+    for r in result.records:
+        assert r.ok and r.output_tokens == 10 and sum(r.chunk_tokens) == 10 and r.chunk_tokens_exact
+        token_times = [t for t, n in zip(r.chunk_offsets_ns, r.chunk_tokens, strict=True) if n]
+        assert len(token_times) == 10 and len(set(token_times)) <= 3  # a write's events share their arrival
+        assert token_times[-1] - token_times[0] >= 2 * 4 * 10e6 * 0.9  # still paced: 2 gaps of 4 × ITL
