@@ -17,12 +17,11 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from loadgen import api
-from loadgen.cpu import cpu_share
 from loadgen.record import RequestRecord
 from loadgen.share import Share
 from loadgen.sinks.jsonl import LOOP_LAG_FILE, RECORDS_FILE, write_pairs
 from loadgen.summary import Manifest, WorkerReport
-from loadgen.workers import WorkerSamples, write_reports
+from loadgen.workers import WorkerSamples, process_report, write_reports
 
 STAMPS = ("intended_ns", "sent_ns", "first_byte_ns", "first_token_ns", "first_content_ns", "end_ns",
           "connect_start_ns", "connect_ns")
@@ -61,13 +60,12 @@ def merge(out: Path, shards: Sequence[Path], notify: Callable[[str], None] = pri
         offset = clock_offset(run.manifest, base)
         records += [shifted(r, offset) for r in run.records]
         lags += [(t + offset, lag) for t, lag in run.loop_lag]
-        for series in run.cpu_series:
-            cpu = [(t + offset, c) for t, c in series]
-            samples.append(WorkerSamples([(t + offset, lag) for t, lag in run.loop_lag], cpu))
-            whole = cpu_share(cpu, cpu[0][0], cpu[-1][0]) if len(cpu) >= 2 else None
-            reports.append(WorkerReport(worker=len(reports), pid=0, share=f"{share.k}/{share.n}",
-                                        requests=len(run.records), cpu_share=None if whole is None else round(whole, 4),
-                                        host=run.manifest.host.hostname, shard=number))
+        for report, sample in _processes(run, share):
+            moved = WorkerSamples([(t + offset, lag) for t, lag in sample.loop_lag],
+                                  [(t + offset, c) for t, c in sample.cpu])
+            samples.append(moved)
+            reports.append(report.model_copy(update={"worker": len(reports), "host": run.manifest.host.hostname,
+                                                     "shard": number}))
     records.sort(key=lambda r: r.sent_ns)
     lags.sort()
     _write(out, records, lags, base, shards)
@@ -80,6 +78,15 @@ def merge(out: Path, shards: Sequence[Path], notify: Callable[[str], None] = pri
     result = api.RunResult(records, summary, manifest, lags, out, workers=reports, worker_samples=samples)
     api.write_outputs(result)
     return result
+
+
+def _processes(run: api.RunResult, share: Share) -> list[tuple[WorkerReport, WorkerSamples]]:
+    """A shard's client processes: its workers (``--workers``) as they reported, or the one process."""
+    if run.workers:
+        return list(zip(run.workers, run.worker_samples, strict=True))
+    samples = WorkerSamples(run.loop_lag, run.cpu)
+    return [(process_report(samples, worker=0, pid=0, share=f"{share.k}/{share.n}", requests=len(run.records)),
+             samples)]
 
 
 def _check(runs: Sequence[api.RunResult], shards: Sequence[Path], notify: Callable[[str], None]) -> list[Share]:

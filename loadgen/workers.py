@@ -42,6 +42,7 @@ from typing import IO, Any
 
 import orjson
 
+from loadgen import metrics as m
 from loadgen.clients.base import RequestSpec
 from loadgen.config import Profile
 from loadgen.cpu import cpu_share
@@ -262,14 +263,19 @@ class Coordinator:
         self._release()  # its gates no longer wait for it
 
     def _report(self, w: _Worker) -> WorkerReport:
-        lags = sorted(lag for _, lag in w.samples.loop_lag)
-        cpu = w.samples.cpu
-        share = cpu_share(cpu, cpu[0][0], cpu[-1][0]) if len(cpu) >= 2 else None
-        return WorkerReport(worker=w.number, pid=w.proc.pid, share=f"{w.share.k}/{w.share.n}", requests=w.requests,
-                            lost=w.lost, exit_code=w.proc.returncode, died=not w.done,
-                            cpu_share=None if share is None else round(share, 4),
-                            loop_lag_p99_ms=round(lags[int(0.99 * (len(lags) - 1))] / 1e6, 3) if lags else None,
-                            loop_lag_max_ms=round(lags[-1] / 1e6, 3) if lags else None)
+        return process_report(w.samples, worker=w.number, pid=w.proc.pid, share=f"{w.share.k}/{w.share.n}",
+                              requests=w.requests, lost=w.lost, exit_code=w.proc.returncode, died=not w.done)
+
+
+def process_report(samples: WorkerSamples, **fields: Any) -> WorkerReport:
+    """A client process's report: ``fields`` plus its CPU share over the run and its loop-lag p99 and max
+    (the same statistics as the summary's ``loop_lag_ms``)."""
+    cpu = samples.cpu
+    share = cpu_share(cpu, cpu[0][0], cpu[-1][0]) if len(cpu) >= 2 else None
+    lag = m.stats(lag / 1e6 for _, lag in samples.loop_lag)
+    return WorkerReport(**fields, cpu_share=None if share is None else round(share, 4),
+                        loop_lag_p99_ms=round(lag.p99, 3) if lag else None,
+                        loop_lag_max_ms=round(lag.max, 3) if lag else None)
 
 
 def _read(stream: IO[bytes]) -> bytes | None:

@@ -23,6 +23,7 @@ from loadgen import api
 from loadgen.cli import main
 from loadgen.config import Profile
 from loadgen.merge import MergeError, merge
+from loadgen.outcome import EXIT_INVALID
 from loadgen.selftest import running_mock
 from loadgen.share import Share
 
@@ -146,8 +147,9 @@ def test_the_cli_takes_workers_shard_and_merge(tmp_path: Path) -> None:
                   str(tmp_path / "p.json"), "--concurrency", "2", "--requests", "8", "--no-metrics", "--no-progress"]
         prompt = [{"id": "0", "conversations": [{"from": "human", "value": "hi"}]}]
         (tmp_path / "p.json").write_text(json.dumps(prompt))
-        assert main(["run", *common, "--workers", "2", "--out", str(tmp_path / "w")]) == 0
-        assert main(["run", *common, "--shard", "1/2", "--out", str(tmp_path / "s1")]) == 0
+        # 0, or 4 when the validity verdict finds this busy machine made the client late: not this test's subject
+        assert main(["run", *common, "--workers", "2", "--out", str(tmp_path / "w")]) in (0, EXIT_INVALID)
+        assert main(["run", *common, "--shard", "1/2", "--out", str(tmp_path / "s1")]) in (0, EXIT_INVALID)
     assert len(json.loads((tmp_path / "w" / "workers.json").read_text())) == 2
     with pytest.raises(SystemExit) as refused:  # argparse: "a share is K/N with 0 <= K < N; got 2/2"
         main(["run", *common, "--shard", "2/2", "--out", str(tmp_path / "bad")])
