@@ -12,6 +12,7 @@ PVCs bind, that probes pass. docs/kubernetes.md says so.
 
 from __future__ import annotations
 
+import ast
 import copy
 import itertools
 import re
@@ -19,7 +20,7 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import kubernetes_validate
@@ -27,6 +28,7 @@ import pytest
 import yaml
 
 from engines import registry
+from tests.static.test_compose import checkout_files, image_files
 
 ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "deploy" / "k8s"
@@ -463,8 +465,10 @@ def _env_value(objects: list[dict], env: dict) -> str | None:
     return find(objects, "ConfigMap", ref["name"]).get("data", {}).get(ref["key"]) if ref else None
 
 
-def compose_problems(objects: list[dict], name: str) -> list[str]:
-    """The container mirrors its compose service: image, entrypoint/command, env, ports, health, volumes."""
+def compose_problems(objects: list[dict], name: str, shipped: dict[str, str] | None = None) -> list[str]:
+    """The container mirrors its compose service: image, entrypoint/command, working dir, env, ports, health,
+    volumes. ``shipped``: what the service's image holds ({image path: checkout path}); by default what compose's
+    build of it COPYs (tests pass a broken image)."""
     svc, ctr = SERVICES[name], container_named(objects, name)
     problems = []
     if ctr["image"].split(":")[0].split("/")[-1] != _compose_default(svc["image"]).split(":")[0].split("/")[-1]:
@@ -475,6 +479,8 @@ def compose_problems(objects: list[dict], name: str) -> list[str]:
         problems.append(f"{name}: command {ctr.get('command')} is not compose's entrypoint {svc.get('entrypoint')}")
     if ctr.get("args") != [_as_k8s_arg(a) for a in svc.get("command", [])]:
         problems.append(f"{name}: args {ctr.get('args')} are not compose's command")
+    if ctr.get("workingDir") != svc.get("working_dir"):
+        problems.append(f"{name}: workingDir {ctr.get('workingDir')} is not compose's {svc.get('working_dir')}")
     env = {e["name"]: e for e in ctr.get("env", [])}
     for var, value in (svc.get("environment") or {}).items():
         if var not in env:
@@ -496,10 +502,10 @@ def compose_problems(objects: list[dict], name: str) -> list[str]:
         probe = ctr.get("readinessProbe", {}).get("httpGet", {})
         if (_port_number(ctr, probe.get("port", 0)), probe.get("path")) != health:
             problems.append(f"{name}: readinessProbe {probe} is not compose's health check {health}")
-    return problems + _volume_problems(objects, name)
+    return problems + _volume_problems(objects, name, shipped)
 
 
-def _volume_problems(objects: list[dict], name: str) -> list[str]:
+def _volume_problems(objects: list[dict], name: str, shipped: dict[str, str] | None = None) -> list[str]:
     svc, ctr = SERVICES[name], container_named(objects, name)
     obj = next(o for o in objects if any(c is ctr for c, _ in containers(o)))
     volumes = {v["name"]: v for v in pod_spec(obj).get("volumes", [])}
@@ -507,9 +513,8 @@ def _volume_problems(objects: list[dict], name: str) -> list[str]:
     problems = []
     for spec in svc.get("volumes", []):
         source, target, *mode = spec.split(":")
-        if source.startswith("./"):  # a file of the checkout: a ConfigMap mounted at or above its path
-            if not any(target.startswith(path) and "configMap" in volumes[m["name"]] for path, m in mounts.items()):
-                problems.append(f"{name}: nothing from a ConfigMap at {target} (compose mounts {source})")
+        if source.startswith("./"):  # a file or folder of the checkout, which a cluster does not have
+            problems += _checkout_problems(name, ctr, volumes, mounts, (source, target), shipped)
             continue
         mount = mounts.get(target)
         claim = volumes.get(mount["name"], {}).get("persistentVolumeClaim", {}) if mount else {}
@@ -518,6 +523,69 @@ def _volume_problems(objects: list[dict], name: str) -> list[str]:
         if not mount or claim.get("claimName") != source or bool(mount.get("readOnly")) != (mode == ["ro"]):
             problems.append(f"{name}: compose mounts volume {source} at {target} {mode}, the pod {mount} {claim}")
     return problems
+
+
+def _checkout_problems(name: str, ctr: dict, volumes: dict, mounts: dict, bind: tuple[str, str],
+                       shipped: dict[str, str] | None) -> list[str]:
+    """What compose bind-mounts from the checkout comes from a ConfigMap mounted at or above its path
+    (prometheus.yml), or from the image: compose's build COPYs it to the same path in the same layout, holding
+    every file the container's ``python -m`` loads from there, and no volume of the pod hides it."""
+    source, target = bind
+    if any(PurePosixPath(target).is_relative_to(path) and "configMap" in volumes[m["name"]]
+           for path, m in mounts.items()):
+        return []
+    build = SERVICES[name].get("build")
+    if shipped is None and build:
+        context = ROOT / build["context"]
+        shipped = image_files((context / build["dockerfile"]).read_text(), (context / ".dockerignore").read_text())
+    folder = PurePosixPath(source.removeprefix("./"))
+    here = {PurePosixPath(image).relative_to(target): checkout for image, checkout in (shipped or {}).items()
+            if PurePosixPath(image).is_relative_to(target)}
+    if not here:
+        return [f"{name}: compose mounts {source} at {target}; neither a ConfigMap nor the image has it there"]
+    problems = [f"{name}: the image has {checkout} at {target}/{below}, where compose's mount has {folder / below}"
+                for below, checkout in here.items() if PurePosixPath(checkout) != folder / below]
+    missing = {path for path in _loaded_by(ctr) if PurePosixPath(path).is_relative_to(folder)} - set(here.values())
+    problems += [f"{name}: the image lacks {path} at {target}: the container's python -m needs it"
+                 for path in sorted(missing)]
+    return problems + [f"{name}: volume {m['name']} at {path} hides the image's {target}" for path, m in mounts.items()
+                       if PurePosixPath(path).is_relative_to(target) or PurePosixPath(target).is_relative_to(path)]
+
+
+def _module_file(module: str) -> str | None:
+    """The checkout file of a first-party module (None for the standard library and third-party packages)."""
+    base = module.replace(".", "/")
+    return next((p for p in (f"{base}.py", f"{base}/__init__.py") if p in checkout_files()), None)
+
+
+def _loaded_by(ctr: dict) -> set[str]:
+    """Checkout files that ``python -m MODULE`` in the container's command line loads: the module, every
+    first-party module it imports at any depth (with their packages' ``__init__.py``), and the module's package
+    whole: modules read data files beside them (engines/trtllm/repository.py copies models/*.py)."""
+    argv = ctr.get("command", []) + ctr.get("args", [])
+    if "-m" not in argv:
+        return set()
+    entry = argv[argv.index("-m") + 1]
+    package = entry if _module_file(entry) == f"{entry.replace('.', '/')}/__init__.py" else entry.rpartition(".")[0]
+    files = {f for f in checkout_files() if f.startswith(package.replace(".", "/") + "/")}
+    todo, seen = [entry, f"{entry}.__main__"], set()
+    while todo:
+        module = todo.pop()
+        if module in seen or not (path := _module_file(module)):
+            continue
+        seen.add(module)
+        files.add(path)
+        parts = module.split(".")
+        todo += [".".join(parts[:n]) for n in range(1, len(parts))]
+        here = parts if path.endswith("/__init__.py") else parts[:-1]
+        for node in ast.walk(ast.parse((ROOT / path).read_text())):
+            if isinstance(node, ast.Import):
+                todo += [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                base = ".".join([*here[:len(here) - node.level + 1], node.module or ""] if node.level else
+                                [node.module or ""]).strip(".")
+                todo += [base, *(f"{base}.{alias.name}" for alias in node.names)]
+    return files
 
 
 def service_problems(objects: list[dict], name: str) -> list[str]:
@@ -560,6 +628,44 @@ def test_the_compose_checks_notice_a_different_port_health_path_flag_default_or_
     broken = copy.deepcopy(RENDERED["stack"])
     find(broken, "Service", "triton")["spec"]["ports"].pop(1)
     assert service_problems(broken, "triton")
+
+
+def test_the_build_runs_the_code_its_image_carries_where_compose_mounts_the_checkout() -> None:
+    """Compose mounts ./engines at /rig/engines; the pod has no checkout and uses the image's copy there."""
+    dockerfile, ignore = (ROOT / "docker" / "trtllm.Dockerfile").read_text(), (ROOT / ".dockerignore").read_text()
+    assert "./engines:/rig/engines:ro" in SERVICES["trtllm-build"]["volumes"]
+    assert not compose_problems(RENDERED["stack"], "trtllm-build", shipped=image_files(dockerfile, ignore))
+    loaded = _loaded_by(container_named(RENDERED["stack"], "trtllm-build"))
+    assert {"engines/__init__.py", "engines/trtllm/plan.py", "engines/trtllm/models/preprocessing.py"} <= loaded
+    assert "engines/spec.py" not in loaded  # engines/__init__.py is import-free: the build needs only engines/trtllm
+    assert "engines/spec.py" in _loaded_by({"args": ["python3", "-m", "engines.registry"]})  # imports are followed
+
+
+def test_the_compose_checks_notice_an_image_without_the_builds_code_or_a_volume_hiding_it() -> None:
+    dockerfile, ignore = (ROOT / "docker" / "trtllm.Dockerfile").read_text(), (ROOT / ".dockerignore").read_text()
+    copy_package = "COPY engines/trtllm /rig/engines/trtllm\n"
+    images = [
+        (dockerfile.replace("COPY engines/__init__.py /rig/engines/__init__.py\n", ""), ignore),
+        (dockerfile.replace(copy_package, "COPY engines/trtllm /rig/engines/\n"), ignore),  # another layout
+        (dockerfile.replace(copy_package, "COPY engines/trtllm/build.py /rig/engines/trtllm/\n"), ignore),
+        (dockerfile, ignore + "engines/trtllm/models\n"),  # the python models the build copies into the repository
+        (dockerfile.replace("/rig/engines", "/opt/engines"), ignore),
+        (dockerfile.replace("COPY", "# COPY"), ignore),  # the old image: nothing of the checkout
+    ]
+    for i, (text, dockerignore) in enumerate(images):
+        assert (text, dockerignore) != (dockerfile, ignore), f"image #{i} changes nothing"
+        assert compose_problems(RENDERED["stack"], "trtllm-build", shipped=image_files(text, dockerignore)), \
+            f"image #{i} went unnoticed"
+    breakers = [
+        lambda c: c["volumeMounts"].append({"name": "hf-cache", "mountPath": "/rig/engines"}),
+        lambda c: c["volumeMounts"].append({"name": "hf-cache", "mountPath": "/rig"}),
+        lambda c: c["volumeMounts"].append({"name": "hf-cache", "mountPath": "/rig/engines/trtllm/models"}),
+        lambda c: c.update(workingDir="/workspace"),
+    ]
+    for i, breaker in enumerate(breakers):
+        broken = copy.deepcopy(RENDERED["stack"])
+        breaker(container_named(broken, "trtllm-build"))
+        assert compose_problems(broken, "trtllm-build"), f"breakage #{i} went unnoticed"
 
 
 def test_rig_config_holds_the_env_example_defaults() -> None:
@@ -744,7 +850,7 @@ def test_locust_accepts_the_master_and_worker_arguments() -> None:
     locust = RENDERED["locust"]
     master, worker = container_named(locust, "locust-master"), container_named(locust, "locust-worker")
     program = (
-        "import sys, loadgen.locust\n"
+        "import sys, loadgen.locust.locustfile  # what locust -f imports: it registers the --rig-* options\n"
         "from locust.argument_parser import get_parser\n"
         "o = get_parser().parse_args(sys.argv[1:])\n"
         "print(o.master, o.worker, o.rig_profile, o.rig_target, o.master_host)\n")
@@ -781,39 +887,6 @@ def test_locust_workers_find_the_master_service() -> None:
     for container in (master, worker):
         assert container["workingDir"] == "/app"
         assert any(m["mountPath"] == "/app/results" and m["name"] == "results" for m in container["volumeMounts"])
-
-
-# ---------------------------------------------------------------- the TensorRT-LLM build's code
-
-def _trtllm_code() -> Any:
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("trtllm_code", K8S / "trtllm_code.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_the_build_code_configmap_is_current_and_mounted_file_by_file() -> None:
-    code = _trtllm_code()
-    assert (K8S / "stack" / "trtllm-code.yaml").read_text() == code.render(), \
-        "stale: run python deploy/k8s/trtllm_code.py"
-    data = find(RENDERED["stack"], "ConfigMap", code.NAME)["data"]
-    for key, text in data.items():  # the committed text is the source, byte for byte
-        assert (ROOT / "engines" / code.path_of(key)).read_text() == text, key
-    volume = next(v for v in pod_spec(find(RENDERED["stack"], "Deployment", "triton"))["volumes"]
-                  if v.get("configMap", {}).get("name") == code.NAME)
-    assert volume["configMap"]["items"] == [{"key": k, "path": code.path_of(k)} for k in data]
-    mount = next(m for m in container_named(RENDERED["stack"], "trtllm-build")["volumeMounts"]
-                 if m["name"] == volume["name"])
-    assert mount["mountPath"] == "/rig/engines"  # compose: ./engines:/rig/engines:ro, PYTHONPATH=/rig
-
-
-def test_the_build_code_check_notices_a_changed_source(monkeypatch: pytest.MonkeyPatch) -> None:
-    code = _trtllm_code()
-    real = Path.read_text
-    monkeypatch.setattr(Path, "read_text", lambda p, *a, **k: real(p, *a, **k) + ("#\n" if p.name == "plan.py" else ""))
-    assert code.render() != (K8S / "stack" / "trtllm-code.yaml").open().read()
 
 
 def test_docs_state_the_validated_version_and_the_commands_the_manifests_expect() -> None:
