@@ -221,6 +221,15 @@ class RigMaster:
             self.books.setdefault(worker, WorkerBook(worker)).step_granted += grant
         self.send("rig_grant", {"stage": data["stage"], "n": grant}, worker)
 
+    def on_broken(self, worker: str, data: dict[str, Any]) -> None:
+        """A worker that cannot run the profile takes no part: its grants go back, the run goes on without it."""
+        book = self.books.setdefault(worker, WorkerBook(worker))
+        log.error("worker %s cannot run the profile and takes no part in the run: %s", worker, data["error"])
+        book.state = "broken"
+        if self.pool is not None:
+            self.pool += max(0, book.step_granted - book.step_issued)
+        self._regrant()
+
     def on_idle(self, worker: str, data: dict[str, Any]) -> None:
         if self.step_at >= 0 and data["stage"] == self.steps[self.step_at].index:
             self.idle.add(worker)

@@ -133,7 +133,7 @@ def on_init(environment: Environment, **_: Any) -> None:
             return lambda environment, msg, **_: getattr(rig.master, method)(msg.node_id, msg.data)
 
         for kind, method in (("rig_hello", "on_hello"), ("rig_issued", "on_issued"), ("rig_records", "on_records"),
-                             ("rig_more", "on_more"), ("rig_idle", "on_idle")):
+                             ("rig_more", "on_more"), ("rig_idle", "on_idle"), ("rig_broken", "on_broken")):
             runner.register_message(kind, handler(method))
 
         @environment.events.test_stop.add_listener

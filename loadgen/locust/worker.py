@@ -14,7 +14,8 @@ the outbox to the master are the process's; users only ask it for their next req
   flight, so that a worker that dies is reported with the requests it took with it;
 - ``rig_records`` (worker → master, batched every ``FLUSH_S`` and at test stop): finished records,
   and the gevent hub's lag samples (``_watch_hub``);
-- ``rig_idle`` (worker → master): this worker's part of the step is done and nothing is in flight.
+- ``rig_idle`` (worker → master): this worker's part of the step is done and nothing is in flight;
+- ``rig_broken`` (worker → master): this worker cannot run the profile (a file missing on its host).
 
 Each record is also appended to this worker's own ``records.jsonl`` under
 ``<out>/workers/<worker index>/`` (stamps on the worker's clock, which ``clock.json`` beside it gives).
@@ -23,6 +24,7 @@ Each record is also appended to this worker's own ``records.jsonl`` under
 from __future__ import annotations
 
 import json
+import logging
 import os
 import random
 import socket
@@ -35,7 +37,7 @@ from typing import Any
 
 import gevent
 
-from loadgen.api import build_prompts
+from loadgen.api import RunSetupError, build_prompts
 from loadgen.clients import client_class
 from loadgen.clients.base import HTTPStreamClient, RequestSpec
 from loadgen.config import Profile, TargetConfig
@@ -46,6 +48,7 @@ from loadgen.sinks.jsonl import RECORDS_FILE, JsonlSink
 from loadgen.targets import client_options
 from loadgen.tokens import Counter
 
+log = logging.getLogger("loadgen.locust")
 FLUSH_S = 0.2
 HUB_INTERVAL_S = 0.01
 IDLE_POLL_S = 0.02
@@ -158,7 +161,13 @@ class RigWorker:
     # -- messages from the master ------------------------------------------------------------
     def on_stage(self, data: dict[str, Any]) -> None:
         if self.run is None or self.run.run_id != data["run"]["run_id"]:
-            self._set_up(Run.from_message(data["run"]))
+            try:
+                self._set_up(Run.from_message(data["run"]))
+            except (RunSetupError, OSError, ValueError) as exc:  # this host lacks a dataset, a tokenizer, ...
+                self.run = None
+                log.error("loadgen.locust: this worker cannot run the profile: %s", exc)
+                self.send("rig_broken", {"error": str(exc)[:500]})
+                return
         step = Step(**data["step"])
         if self.state is None or self.state.step.index != step.index:
             self.state = StepState(step, self._ask, self.users)

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import socket
+import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -92,3 +96,16 @@ def read_until(sock: socket.socket, marker: bytes, count: int = 1, timeout: floa
             break
         data += block
     return data
+
+
+def interrupt_after(proc: subprocess.Popen[str], records: Path, finished: int = 4) -> str:
+    """SIGINT a ``loadgen run`` once ``finished`` requests are in its records.jsonl (or after 60 s);
+    its combined output once it has exited."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if records.exists() and records.read_text().count("\n") >= finished:
+            break
+        time.sleep(0.2)
+    os.kill(proc.pid, signal.SIGINT)
+    output, _ = proc.communicate(timeout=60)
+    return output

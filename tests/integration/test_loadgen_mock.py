@@ -4,8 +4,6 @@ truth, every fault class, nothing lost, and a clean stop on SIGINT."""
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
 import sys
 import time
@@ -24,6 +22,7 @@ from loadgen.engine_manifest import load_engine_manifests
 from loadgen.selftest import mock_truth, running_mock
 from loadgen.sinks.jsonl import read_records
 from stack.process import free_port
+from tests.integration.helpers import interrupt_after
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -132,13 +131,7 @@ def test_sigint_mid_run_leaves_valid_records_and_a_summary(tmp_path: Path) -> No
              "--output-tokens", "100", "--set", "prompts.source=sharegpt",
              "--set", f"prompts.dataset={write_dataset(tmp_path)}", "--set", "drain_timeout_s=0.5"],
             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:  # wait until some requests have finished
-            if (out / "records.jsonl").exists() and (out / "records.jsonl").read_text().count("\n") >= 4:
-                break
-            time.sleep(0.2)
-        os.kill(proc.pid, signal.SIGINT)
-        output, _ = proc.communicate(timeout=60)
+        output = interrupt_after(proc, out / "records.jsonl")
     assert proc.returncode == 130, output
     assert "interrupted" in output
     records = list(read_records(out / "records.jsonl"))

@@ -91,9 +91,9 @@ def test_two_workers_exact_totals_and_the_mocks_truth(tmp_path: Path) -> None:
         run = start(profile, tmp_path / "out", 2, tmp_path / "logs", cpus=clients)
         try:
             deadline = time.monotonic() + 90
-            while not (tmp_path / "out" / "summary.json").exists() and time.monotonic() < deadline:
-                time.sleep(0.2)  # written at test stop; the master then lingers for a last scrape
-            ok = scrape_until(port, r'^loadgen_requests_total\{.*outcome="ok".*stage="c6".*\} (\S+)$', 61, 10)
+            while not (tmp_path / "out" / "report.html").exists() and time.monotonic() < deadline:
+                time.sleep(0.2)  # the last file written at test stop; the master then lingers for a last scrape
+            ok = scrape_until(port, r'^loadgen_requests_total\{.*outcome="ok".*stage="c6".*\} (\S+)$', 61, 25)
             in_flight = scrape_until(port, r'^loadgen_requests_in_flight\{.*stage="c6".*\} (\S+)$', 0, 5)
         finally:
             run.stop()  # the master lingers for scrapes; its files are written by then

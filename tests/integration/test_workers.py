@@ -13,7 +13,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +25,7 @@ from loadgen.merge import MergeError, merge
 from loadgen.outcome import EXIT_INVALID
 from loadgen.selftest import running_mock
 from loadgen.share import Share
+from tests.integration.helpers import interrupt_after
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -172,13 +172,7 @@ def test_sigint_to_the_parent_stops_every_worker_cleanly(tmp_path: Path) -> None
              "60", "--output-tokens", "100", "--dataset", str(dataset), "--workers", "2",
              "--set", "drain_timeout_s=0.5"],
             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if (out / "records.jsonl").exists() and (out / "records.jsonl").read_text().count("\n") >= 4:
-                break
-            time.sleep(0.2)
-        os.kill(proc.pid, signal.SIGINT)
-        output, _ = proc.communicate(timeout=60)
+        output = interrupt_after(proc, out / "records.jsonl")
     assert proc.returncode == 130, output
     result = api.load_run(out)
     assert {r.error for r in result.records} <= {None, "cancelled"}
