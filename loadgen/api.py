@@ -122,7 +122,7 @@ def run(profile: Profile, out: Path | None = None, *, argv: Sequence[str] = (),
     manifest = make_manifest(profile, specs, argv, engine_builds, prompt_stats, secrets=secrets,
                              share=None if share.whole else f"{share.k}/{share.n}")
     (out / MANIFEST_FILE).write_text(manifest.model_dump_json(indent=2, exclude_unset=True) + "\n")  # fields only grow
-    live = _start_exporter(profile, hooks) if profile.metrics.enabled else None
+    live = start_exporter(profile, hooks) if profile.metrics.enabled else None
     sink = JsonlSink(out / RECORDS_FILE)
     observer = observe.for_profile(profile, out, hooks.notify)  # engine samples, off the event loop
     if observer is not None:
@@ -264,7 +264,7 @@ def _output_folder(out: Path) -> Path:
     return out
 
 
-def _start_exporter(profile: Profile, hooks: Hooks) -> LiveMetrics:
+def start_exporter(profile: Profile, hooks: Hooks) -> LiveMetrics:
     """Serve live metrics; the default port, when taken, falls back to a free one (an explicit port does not)."""
     live = LiveMetrics(profile.name)
     cfg = profile.metrics

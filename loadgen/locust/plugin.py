@@ -24,7 +24,7 @@ from locust.env import Environment
 from locust.runners import STATE_MISSING, LocalRunner, MasterRunner, WorkerRunner
 
 from loadgen.api import Hooks, RunSetupError
-from loadgen.api import _start_exporter as start_exporter  # the one policy for ports
+from loadgen.api import start_exporter  # the one policy for ports
 from loadgen.config import load_profile
 from loadgen.exporter import LiveMetrics
 from loadgen.locust.master import RigMaster, Settings, check
