@@ -65,7 +65,7 @@ def test_an_open_loop_in_two_workers_keeps_the_one_schedule(tmp_path: Path) -> N
     origin = by_index[0].intended_ns
     for r, offset in zip(by_index, offsets, strict=True):
         assert abs((r.intended_ns - origin) - int(offset * 1e9)) <= 1  # ns rounding only
-    assert max(abs(r.sent_ns - r.intended_ns) for r in records) < 20_000_000
+    assert all(r.sent_ns >= r.intended_ns for r in records)  # never early (how late is the verdict's business)
     workers = result.summary.workers
     assert workers is not None and [w.share for w in workers] == ["0/2", "1/2"]
     assert [w.requests for w in workers] == [30, 30] and not any(w.died for w in workers)
