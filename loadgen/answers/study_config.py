@@ -198,10 +198,10 @@ def load_study(path: Path, overrides: list[tuple[str, Any]], stack_state: Path =
         raise StudyError(f"{path}: a study file is a run profile with a `study:` section (see loadgen/studies/)")
     for key, value in overrides:
         set_dotted(data, key, value)
-    resolve_engine_targets(data, stack_state)
-    section = data.pop("study")
     try:
-        return StudyFile(profile=Profile.model_validate(data), study=StudySection.model_validate(section))
+        section = StudySection.model_validate(data.pop("study"))  # its mistakes first: they need no stack
+        resolve_engine_targets(data, stack_state)
+        return StudyFile(profile=Profile.model_validate(data), study=section)
     except ValidationError as exc:
         raise StudyError("; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'study'}: {e['msg']}"
                                    for e in exc.errors()[:5])) from None

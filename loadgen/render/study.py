@@ -96,6 +96,12 @@ def y_range(chart: LineChart) -> tuple[float, float] | None:
     return (0.0, top) if ends and (max(ends) > top or min(ends) < 0) else None
 
 
+def _log_x(grid: GridConfig, axis: str) -> bool:
+    """A log axis when the values span a factor of 8 or more (doublings: 1, 2, 4, ... 32 read evenly)."""
+    values = [float(v) for v in grid.axes[axis]]
+    return max(values) / min(values) >= 8
+
+
 def line_charts(result: StudyResult) -> list[LineChart]:
     """Each metric against each varied axis of each grid: one line per target (and per value of the other
     varied axes), the mean with its interval; and, with a reference, the speedup against each axis."""
@@ -104,7 +110,7 @@ def line_charts(result: StudyResult) -> list[LineChart]:
         cells = [c for c in result.cells if c.grid == grid.name]
         for axis, metric in itertools.product(grid.varied(), result.metrics):
             chart = LineChart(f"{grid.name}-{metric}-vs-{axis}", f"{grid.name}: {metric} against {axis}", axis,
-                              metric, log_x=axis in ("concurrency", "requests", "rate"))
+                              metric, log_x=_log_x(grid, axis))
             groups: dict[str, list[Cell]] = {}
             for c in cells:
                 groups.setdefault(f"{c.target} {_others(c, grid, axis)}".strip(), []).append(c)
@@ -124,7 +130,7 @@ def _speedup_lines(result: StudyResult, grid: GridConfig) -> list[LineChart]:
     for axis in grid.varied():
         chart = LineChart(f"{grid.name}-speedup-vs-{axis}", f"{grid.name}: speedup in {result.speedup_metric} over "
                           f"{result.reference} against {axis}", axis, "speedup (×)",
-                          log_x=axis in ("concurrency", "requests", "rate"))
+                          log_x=_log_x(grid, axis))
         groups: dict[str, list[Any]] = {}
         for s in points:
             others = " ".join(f"{SHORT[a]}{s.values[a]:g}" for a in grid.varied() if a != axis)
