@@ -23,8 +23,11 @@ from locust import LoadTestShape, events
 from locust.env import Environment
 from locust.runners import STATE_MISSING, LocalRunner, MasterRunner, WorkerRunner
 
-from loadgen.api import Hooks, RunSetupError
-from loadgen.api import start_exporter  # the one policy for ports
+from loadgen.api import (
+    Hooks,
+    RunSetupError,
+    start_exporter,  # the one policy for ports
+)
 from loadgen.config import load_profile
 from loadgen.exporter import LiveMetrics
 from loadgen.locust.master import RigMaster, Settings, check
