@@ -13,9 +13,11 @@ Every request: a prompt of exactly ``--input-tokens`` tokens, exactly ``--output
 Definitions (client side for the servers; stamps at ``Sequence.append`` in-process):
 TTFT = first token − request sent; ITL = gap between consecutive tokens (one chunk per token),
 p50 over all gaps of all runs; tok/s = output tokens ÷ (last token − request sent), median of runs.
-Prints the ratios the issue's goal names — baseline ITL ÷ in-process ITL and ÷ Triton ITL (goal: within
-5%) — then one JSON object. The machine's load (``uptime``) is printed before and after: on shared cores,
-compare only ratios from one run.
+Prints the ratios the issue's goal names — baseline ITL ÷ in-process ITL and ÷ Triton ITL (goal: at most
+1.05) — then one JSON object. Triton's model builds its runner with torch's defaults (MKL ``nn.Linear``, all
+cores); ``--server-arg=--linear-kernel=torch --server-arg=--torch-threads=N`` gives the server (and the
+in-process run) the same settings for a like-for-like comparison. The machine's load (``uptime``) is
+printed before and after: on shared cores, compare only ratios from one run.
 
     python benchmarks/baseline_single_stream.py --model models/smollm2-135m-instruct
     python benchmarks/baseline_single_stream.py --model DIR --device cuda --no-triton
@@ -224,7 +226,8 @@ def main() -> int:
     ratios = {f"baseline_itl_over_{name}": round(itl / figures["itl_ms_p50"], 3)
               for name, figures in results.items() if name != "baseline"}
     for name, ratio in ratios.items():
-        print(f"{name}: {ratio} ({'within' if abs(ratio - 1) <= 0.05 else 'NOT within'} 5%)", file=sys.stderr)
+        verdict = "goal met: within 5% or faster" if ratio <= 1.05 else "goal NOT met: more than 5% slower"
+        print(f"{name}: {ratio} ({verdict})", file=sys.stderr)
     print(json.dumps({"model": args.model, "device": args.device, "dtype": args.dtype or "default",
                       "prompt_tokens": args.input_tokens, "output_tokens": args.output_tokens, "runs": args.runs,
                       "cpu_flags": cpu_flags(), "load": load(), **results, **ratios}))

@@ -30,6 +30,7 @@ def parse_args(argv: list[str] | None = None) -> ServerConfig:
     parser.add_argument("--max-num-seqs", type=int, help=fields["max_num_seqs"].description)
     parser.add_argument("--kv-cache-tokens", type=int, help=fields["kv_cache_tokens"].description)
     parser.add_argument("--max-model-len", type=int, help=fields["max_model_len"].description)
+    parser.add_argument("--max-num-batched-tokens", type=int, help=fields["max_num_batched_tokens"].description)
     parser.add_argument("--torch-threads", type=int, help=fields["torch_threads"].description)
     parser.add_argument("--linear-kernel", choices=["torch", "onednn"], help=fields["linear_kernel"].description)
     parser.add_argument("--max-request-bytes", type=int, help=fields["max_request_bytes"].description)

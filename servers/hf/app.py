@@ -60,7 +60,8 @@ class OpenAIServing:
         self.served_model_name = config.served_model_name or config.model
         self.metrics = ServerMetrics(self.served_model_name, runner.info.device)
         self.scheduler: Scheduler = make_scheduler(config.scheduler, runner, self.metrics, config.max_queue,
-                                                   config.max_num_seqs, config.kv_cache_tokens)
+                                                   config.max_num_seqs, config.kv_cache_tokens,
+                                                   config.max_num_batched_tokens)
         # The generation thread decodes text; a tokenizer of its own avoids sharing the
         # Rust object with the encodes of the tokenizer thread.
         self.detokenizer = type(runner.tokenizer).from_pretrained(runner.info.path)
@@ -156,9 +157,8 @@ class OpenAIServing:
         timeout = self.config.request_timeout_s
         if not timeout:
             return None
-        return asyncio.get_running_loop().call_at(
-            asyncio.get_running_loop().time() + max(0.0, seq.arrival + timeout - time.perf_counter()),
-            self._expire, seq)
+        remaining = max(0.0, seq.arrival + timeout - time.perf_counter())
+        return asyncio.get_running_loop().call_later(remaining, self._expire, seq)
 
     def _expire(self, seq: Sequence) -> None:
         if not seq.is_finished:
@@ -273,7 +273,7 @@ async def _respond_in_time(serving: OpenAIServing, request: Request, seq: Sequen
 
 def runner_for(config: ServerConfig) -> ModelRunner:
     """The runner the server's flags describe (threads and linear kernel resolved to their defaults)."""
-    threads = config.torch_threads or default_threads(config.device)
+    threads = config.torch_threads or default_threads(config.device, config.scheduler)
     kernel = config.linear_kernel or default_linear_kernel(config.device, config.dtype)
     return ModelRunner(config.model, config.device, config.dtype, config.max_model_len, threads=threads,
                        linear_kernel=kernel)

@@ -1,5 +1,5 @@
 """Chunked prefill for the continuous scheduler: one forward pass over the batch's decode tokens AND a chunk of
-a waiting prompt (``--max-num-batched-tokens``, vLLM's per-step token budget).
+waiting prompts (``--max-num-batched-tokens``, vLLM's per-step token budget).
 
 Why: without it, admitting a request runs its whole prompt in a forward pass of its own while every running
 sequence waits — a 128-token prefill costs several decode steps, so TPOT grows with concurrency. Mixed into a
@@ -7,13 +7,14 @@ decode step, the prompt's tokens share the step's linear layers (one read of the
 is ever longer than the budget.
 
 How, without changing the model's code: the step's tokens are *packed* into one row — ``[1, B + n]``, the B
-running sequences' next tokens, then n prompt tokens — with each token's own ``position_ids``. Everything in a
+running sequences' next tokens, then n prompt tokens (chunks of one or more prompts) — with each token's own
+``position_ids``. Everything in a
 transformer layer but attention works per token, so it runs on the packed row unchanged. Attention is the
 model's configured attention function, replaced by ``mixed_attention`` (registered under ``rig_mixed``): outside
 a mixed step it *is* SDPA (``sdpa_attention_forward``, with SDPA's own masks), so every other forward pass is
 unchanged bit for bit; inside one, it splits the packed queries — the decode part attends over the batch cache
-(``BatchKVCache``, exactly the decode step's view and mask), the prompt chunk over its own cache (earlier chunks
-plus itself, causally) — and packs the outputs back.
+(``BatchKVCache``, exactly the decode step's view and mask), each prompt chunk over its own prompt's cache
+(earlier chunks plus itself, causally) — and packs the outputs back.
 """
 
 from __future__ import annotations
@@ -35,27 +36,34 @@ _active = threading.local()  # the mixed step the generation thread is running, 
 
 
 @dataclass
+class Chunk:
+    """``length`` tokens of one prompt, from position ``start``, attending over ``cache`` (earlier chunks)."""
+
+    cache: DynamicCache
+    start: int
+    length: int
+
+    def mask(self, device: torch.device) -> torch.Tensor | None:
+        """Causal over the whole prompt so far; ``None`` (SDPA's own causal path) for a first chunk."""
+        if self.start == 0:
+            return None
+        rows = torch.arange(self.length, device=device)[:, None] + self.start
+        columns = torch.arange(self.start + self.length, device=device)[None, :]
+        return (columns <= rows)[None, None]
+
+
+@dataclass
 class MixedStep:
-    """One packed forward pass: ``decode_rows`` batch rows first, then ``chunk_len`` prompt tokens."""
+    """One packed forward pass: ``decode_rows`` batch rows first, then each chunk's tokens in order."""
 
     kv: BatchKVCache
     decode_rows: int
     decode_mask: torch.Tensor | None
-    prefill_cache: DynamicCache
-    chunk_start: int
-    chunk_len: int
-
-    def chunk_mask(self, device: torch.device) -> torch.Tensor | None:
-        """Causal over the whole prompt so far; ``None`` (SDPA's own causal path) for a first chunk."""
-        if self.chunk_start == 0:
-            return None
-        rows = torch.arange(self.chunk_len, device=device)[:, None] + self.chunk_start
-        columns = torch.arange(self.chunk_start + self.chunk_len, device=device)[None, :]
-        return (columns <= rows)[None, None]
+    chunks: list[Chunk]
 
     def attend(self, module: Any, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
                **kwargs: Any) -> tuple[torch.Tensor, None]:
-        """``query/key/value [1, heads, B + n, head_dim]`` (new tokens only) → ``[1, B + n, heads, head_dim]``."""
+        """``query/key/value [1, heads, packed, head_dim]`` (new tokens only) → ``[1, packed, heads, head_dim]``."""
         layer, b = module.layer_idx, self.decode_rows
         outputs = []
         if b:
@@ -64,10 +72,14 @@ class MixedStep:
                                               value[0, :, :b].transpose(0, 1).unsqueeze(2))
             out, _ = sdpa_attention_forward(module, q, k_all, v_all, self.decode_mask, **kwargs)
             outputs.append(out.reshape(1, b, *out.shape[2:]))  # [B, 1, heads, d] → [1, B, heads, d]
-        k_chunk, v_chunk = self.prefill_cache.layers[layer].update(key[:, :, b:], value[:, :, b:])
-        out, _ = sdpa_attention_forward(module, query[:, :, b:], k_chunk, v_chunk, self.chunk_mask(query.device),
-                                        **kwargs)
-        outputs.append(out)
+        at = b
+        for chunk in self.chunks:
+            part = slice(at, at + chunk.length)
+            k_seen, v_seen = chunk.cache.layers[layer].update(key[:, :, part], value[:, :, part])
+            out, _ = sdpa_attention_forward(module, query[:, :, part], k_seen, v_seen, chunk.mask(query.device),
+                                            **kwargs)
+            outputs.append(out)
+            at += chunk.length
         return torch.cat(outputs, dim=1) if len(outputs) > 1 else outputs[0], None
 
 
@@ -85,6 +97,8 @@ ALL_MASK_ATTENTION_FUNCTIONS.register(IMPLEMENTATION, sdpa_mask)
 
 def enable(model: Any) -> None:
     """Routes the model's attention through ``mixed_attention`` (SDPA outside mixed steps)."""
+    if model.config._attn_implementation == IMPLEMENTATION:
+        return  # a second scheduler on the same runner (tests)
     if model.config._attn_implementation != "sdpa":
         raise ValueError(f"chunked prefill needs the model's SDPA attention, not {model.config._attn_implementation!r}")
     model.config._attn_implementation = IMPLEMENTATION

@@ -24,10 +24,15 @@ class ServerConfig(BaseModel):
                                                     "reserved per admitted sequence); default "
                                                     "max(max_num_seqs x 1024, max_model_len)")
     max_model_len: int | None = Field(default=None, ge=16, description="default: the model's context length")
+    max_num_batched_tokens: int = Field(default=2048, ge=1,
+                                        description="continuous scheduler: tokens in one forward pass at most "
+                                                    "(running sequences' next tokens plus chunks of prompts "
+                                                    "being prefilled; vLLM's --max-num-batched-tokens, 2048 "
+                                                    "on CPU too)")
     torch_threads: int | None = Field(default=None, ge=1,
-                                      description="torch intra-op threads of the generation thread; default on "
-                                                  "CPU: all cores but one (left to the event loop, as vLLM-CPU "
-                                                  "reserves one), on CUDA torch's default")
+                                      description="torch intra-op threads of the generation thread; default with "
+                                                  "the naive scheduler on CPU: all cores but one (left to the "
+                                                  "event loop, as vLLM-CPU reserves one), else torch's default")
     linear_kernel: Literal["torch", "onednn"] | None = Field(
         default=None, description="linear layers: torch (MKL, as stored) or onednn (weights prepacked once, "
                                   "the layout inductor uses); default onednn for float32 on CPU, else torch")

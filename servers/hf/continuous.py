@@ -8,16 +8,16 @@ alone. It changes only *when* the model runs which sequence, never *how* a token
   (``kv_cache.TokenBudget``). Into an empty batch it is prefilled alone — the same forward pass the
   naive scheduler makes, so a lone request's tokens are the naive scheduler's bit for bit. While a batch
   runs, its prompt is prefilled in chunks mixed into the decode steps (``chunked``): each step carries
-  every running sequence's next token plus up to ``--max-num-batched-tokens`` − (running) prompt
-  tokens, one prompt at a time, so a prefill never stalls the batch for more than one step's budget;
+  every running sequence's next token plus up to ``--max-num-batched-tokens`` − (running) tokens of
+  the prompts being prefilled, oldest first, so no step is longer than the budget;
   with its last chunk the sequence samples its first token and joins the batch;
 * a finished or cancelled sequence leaves at once and frees its rows and blocks;
 * tokens are sampled per sequence with ``runner.sample`` and fed to ``Sequence.append``, the same
   code paths as the naive scheduler (sampling parameters, seeds, stop strings, ``ignore_eos``,
   ``min_tokens``, usage, streaming, metrics).
 
-What it does not do (vLLM does): preemption (reservations make it unnecessary), prefix caching, CUDA graphs, paged attention
-kernels — the batched step uses the model's own attention over a padded, masked cache.
+What it does not do (vLLM does): preemption (reservations make it unnecessary), prefix caching, CUDA
+graphs, paged attention kernels — the batched step uses the model's own attention over a padded, masked cache.
 """
 
 from __future__ import annotations
@@ -31,7 +31,6 @@ from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 
 import torch
-
 from transformers import DynamicCache
 
 from servers.hf import chunked
@@ -64,10 +63,10 @@ class _Prefilling:
 
 class ContinuousScheduler:
     def __init__(self, runner: ModelRunner, metrics: ServerMetrics, max_queue: int, max_num_seqs: int,
-                 kv_cache_tokens: int, max_num_batched_tokens: int = 256) -> None:
+                 kv_cache_tokens: int, max_num_batched_tokens: int = 2048) -> None:
         self.runner = runner
         self.max_num_batched_tokens = max_num_batched_tokens
-        self._prefilling: _Prefilling | None = None
+        self._prefilling: list[_Prefilling] = []  # admitted, prompt not yet fully prefilled (FIFO)
         chunked.enable(runner.model)
         self.metrics = metrics
         self.max_queue = max_queue
@@ -95,7 +94,8 @@ class ContinuousScheduler:
 
     @property
     def num_running(self) -> int:
-        return len(self._running)
+        """Admitted sequences: decoding, or having their prompt prefilled in chunks (as vLLM counts them)."""
+        return len(self._running) + len(self._prefilling)
 
     async def start(self) -> None:
         self._task = asyncio.get_running_loop().run_in_executor(self._executor, self._loop)
@@ -136,19 +136,28 @@ class ContinuousScheduler:
         self._wake.set()
 
     def _publish(self) -> None:
-        self.metrics.set_queue_depths(len(self._running), len(self._waiting))
+        self.metrics.set_queue_depths(self.num_running, len(self._waiting))
         self.metrics.set_kv_cache_usage(self.budget.usage)
 
     # -- the generation thread --------------------------------------------------------------------
     def _loop(self) -> None:
+        # Every cache tensor is made and written in inference mode (a tensor made in it cannot be written
+        # outside it, and the batch cache grows both in decode steps and on admission).
+        with torch.inference_mode():
+            self._run()
+
+    def _run(self) -> None:
         while not self._stopping:
             try:
                 self._admit()
-                if not self._running:
+                if not self._running and not self._prefilling:
                     self._wake.wait(timeout=0.5)
                     self._wake.clear()
                     continue
-                self._step()
+                if not self._prefilling:
+                    self._step()
+                else:
+                    self._mixed_step()
             except Exception as exc:  # a server fault fails the batch; the thread and the server go on
                 log.exception("continuous scheduler step failed")
                 self._fail_batch(f"{type(exc).__name__}: {exc}")
@@ -160,15 +169,19 @@ class ContinuousScheduler:
             self.metrics.on_finished(seq)
 
     def _fail_batch(self, message: str | None) -> None:
-        """Ends every running sequence (``error`` with ``message``, or ``abort`` on shutdown) and starts an
-        empty cache, without relying on the state that may have just failed."""
+        """Ends every running sequence and the one prefilling (``error`` with ``message``, or ``abort`` on
+        shutdown) and starts an empty cache, without relying on the state that may have just failed."""
         running, self._running = self._running, []
+        prefilling, self._prefilling = self._prefilling, []
         self.kv.lengths = []
+        reason = "abort" if message is None else "error"
         for item in running:
-            self._finish(item.seq, "abort" if message is None else "error", message or "")
+            self._finish(item.seq, reason, message or "")
+        for pre in prefilling:
+            self._finish(pre.seq, reason, message or "")
 
     def _admit(self) -> None:
-        """FIFO: admits from the head of the queue while a row and enough budget are free.
+        """FIFO: admits from the head of the queue while a row and enough KV-cache budget are free.
 
         ``hf:admission_wait_seconds`` is how long a request stood at the head of the queue, refused for
         want of a row or KV-cache blocks (0 when admitted as soon as it was first in line); the time
@@ -180,38 +193,54 @@ class ContinuousScheduler:
                     return
                 seq = self._waiting[0]
                 tokens = len(seq.prompt_ids) + seq.params.max_tokens
-                if len(self._running) >= self.max_num_seqs or not self.budget.can_reserve(tokens):
+                busy = len(self._running) + len(self._prefilling)
+                if busy >= self.max_num_seqs or not self.budget.can_reserve(tokens):
                     if seq.request_id not in self._head_blocked_since:
                         self._head_blocked_since[seq.request_id] = time.perf_counter()
                     return  # the head waits for a row or blocks; nobody overtakes it
                 self._waiting.popleft()
                 self.budget.reserve(seq.request_id, tokens)
                 blocked_since = self._head_blocked_since.pop(seq.request_id, None)
-            self._prefill(seq, blocked_since)
+            if self._schedule(seq, blocked_since):
+                generator = self.runner.generator(seq.params.seed)
+                alone = not self._running and not self._prefilling
+                if alone and len(seq.prompt_ids) <= self.max_num_batched_tokens:
+                    self._prefill(seq, generator)  # nothing to stall: alone, as the naive scheduler
+                else:
+                    self._prefilling.append(_Prefilling(seq, generator,
+                                                        DynamicCache(config=self.runner.model.config)))
             self._publish()
 
-    def _prefill(self, seq: Sequence, blocked_since: float | None = None) -> None:
+    def _schedule(self, seq: Sequence, blocked_since: float | None) -> bool:
+        """Marks the start of a sequence's generation; False (and ends it) when its client already left."""
         seq.scheduled = time.perf_counter()
         self.metrics.on_scheduled(seq)
         self.metrics.on_admitted(0.0 if blocked_since is None else seq.scheduled - blocked_since)
+        if seq.cancelled.is_set():
+            self._finish(seq, "abort")
+            return False
+        return True
+
+    def _prefill(self, seq: Sequence, generator: torch.Generator | None) -> None:
         try:
-            if seq.cancelled.is_set():
-                self._finish(seq, "abort")
-                return
-            generator = self.runner.generator(seq.params.seed)
             logits, cache = self.runner.prefill(seq.prompt_ids)
-            token = self.runner.sample(logits, seq.params, generator, seq.suppressed_token_ids())
-            previous = seq.last_token
-            seq.append(token)
-            self.metrics.on_token(seq, previous)
-            if seq.is_finished:
-                self._finish(seq, None)
-                return
-            self.kv.add(cache, len(seq.prompt_ids))
-            self._running.append(_Running(seq, generator, token))
+            self._join(seq, generator, logits, cache)
         except Exception as exc:
             log.exception("prefill failed for %s", seq.request_id)
             self._finish(seq, "error", f"{type(exc).__name__}: {exc}")
+
+    def _join(self, seq: Sequence, generator: torch.Generator | None, logits: torch.Tensor,
+              cache: DynamicCache) -> None:
+        """A prefilled sequence samples its first token and, unless that ends it, joins the batch."""
+        token = self.runner.sample(logits, seq.params, generator, seq.suppressed_token_ids())
+        previous = seq.last_token
+        seq.append(token)
+        self.metrics.on_token(seq, previous)
+        if seq.is_finished:
+            self._finish(seq, None)
+            return
+        self.kv.add(cache, len(seq.prompt_ids))
+        self._running.append(_Running(seq, generator, token))
 
     @torch.inference_mode()
     def _step(self) -> None:
@@ -223,7 +252,50 @@ class ContinuousScheduler:
         out = self.runner.model(input_ids=input_ids, attention_mask=mask, position_ids=positions,
                                 past_key_values=cache, use_cache=True)
         self.kv.end_step()
-        logits = out.logits[:, -1]
+        self._sample_batch(out.logits[:, -1])
+
+    def _mixed_step(self) -> None:
+        """One forward pass: every running sequence's next token, then chunks of the prefilling prompts (FIFO)
+        until the step holds ``max_num_batched_tokens`` tokens (at least one prompt token)."""
+        for pre in [p for p in self._prefilling if p.seq.cancelled.is_set()]:
+            self._prefilling.remove(pre)
+            self._finish(pre.seq, "abort")
+        if not self._prefilling:
+            return
+        batch = len(self._running)
+        room = max(1, self.max_num_batched_tokens - batch)
+        planned: list[tuple[_Prefilling, int]] = []
+        for pre in self._prefilling:
+            n = min(len(pre.seq.prompt_ids) - pre.done, room)
+            if n <= 0:
+                break
+            planned.append((pre, n))
+            room -= n
+        ids = [item.next_token for item in self._running]
+        positions = list(self.kv.lengths)
+        keep = list(range(batch))
+        completed: list[tuple[_Prefilling, int]] = []  # (sequence, its row in the kept logits)
+        for pre, n in planned:
+            ids += pre.seq.prompt_ids[pre.done:pre.done + n]
+            positions += range(pre.done, pre.done + n)
+            if pre.done + n == len(pre.seq.prompt_ids):
+                completed.append((pre, len(keep)))
+                keep.append(len(ids) - 1)
+        self.metrics.on_step(batch + len(planned))
+        mask = self.kv.begin_step()[2] if batch else None
+        step = chunked.MixedStep(self.kv, batch, mask, [chunked.Chunk(pre.cache, pre.done, n) for pre, n in planned])
+        logits = chunked.forward(self.runner.model, step, ids, positions, keep)
+        if batch:
+            self.kv.end_step()
+        for pre, n in planned:
+            pre.done += n
+        self._sample_batch(logits[:batch])
+        for pre, row in completed:
+            self._prefilling.remove(pre)
+            self._join(pre.seq, pre.generator, logits[row], pre.cache)
+
+    def _sample_batch(self, logits: torch.Tensor) -> None:
+        """One token per running sequence (row i of ``logits`` is sequence i); finished ones leave."""
         leaving: list[tuple[_Running, str | None]] = []
         for row, item in enumerate(self._running):
             seq = item.seq

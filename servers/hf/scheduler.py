@@ -140,10 +140,12 @@ def default_kv_cache_tokens(max_num_seqs: int, max_model_len: int) -> int:
 
 
 def make_scheduler(name: str, runner: ModelRunner, metrics: ServerMetrics, max_queue: int,
-                   max_num_seqs: int = 32, kv_cache_tokens: int | None = None) -> Scheduler:
+                   max_num_seqs: int = 32, kv_cache_tokens: int | None = None,
+                   max_num_batched_tokens: int = 2048) -> Scheduler:
     if name == "naive":
         return NaiveScheduler(runner, metrics, max_queue)
     if name == "continuous":
         return ContinuousScheduler(runner, metrics, max_queue, max_num_seqs,
-                                   kv_cache_tokens or default_kv_cache_tokens(max_num_seqs, runner.max_model_len))
+                                   kv_cache_tokens or default_kv_cache_tokens(max_num_seqs, runner.max_model_len),
+                                   max_num_batched_tokens)
     raise ValueError(f"unknown scheduler {name!r}; choose one of {SCHEDULERS}")

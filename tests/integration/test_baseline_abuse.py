@@ -47,9 +47,11 @@ def stall_server(long_tiny_model: Path, log_dir: Path) -> Iterator[Server]:
                      "--max-prompt-chars", "100000000", "--max-request-bytes", str(64 * 2**20))
 
 
-@pytest.fixture(scope="module")
-def deadline_server(long_tiny_model: Path, log_dir: Path) -> Iterator[Server]:
-    yield from _tiny(long_tiny_model, log_dir, "--request-timeout-s", str(DEADLINE_S))
+@pytest.fixture(scope="module", params=["naive", "continuous"])
+def deadline_server(request: pytest.FixtureRequest, long_tiny_model: Path, log_dir: Path) -> Iterator[Server]:
+    # continuous with one batch row, so that the second request queues as it does with the naive scheduler
+    yield from _tiny(long_tiny_model, log_dir, "--request-timeout-s", str(DEADLINE_S), "--scheduler", request.param,
+                     "--max-num-seqs", "1")
 
 
 def _raw_post(url: str, path: str, head: bytes, body: bytes, rcvbuf: int | None = None) -> socket.socket:
