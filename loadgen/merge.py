@@ -23,9 +23,6 @@ from loadgen.sinks.jsonl import LOOP_LAG_FILE, RECORDS_FILE, write_pairs
 from loadgen.summary import Manifest, WorkerReport
 from loadgen.workers import WorkerSamples, process_report, write_reports
 
-STAMPS = ("intended_ns", "sent_ns", "first_byte_ns", "first_token_ns", "first_content_ns", "end_ns",
-          "connect_start_ns", "connect_ns")
-
 
 class MergeError(ValueError):
     """The folders are not shares of one run (or one is not a run); nothing was written."""
@@ -35,12 +32,6 @@ def clock_offset(manifest: Manifest, base: Manifest) -> int:
     """ns to add to ``manifest``'s perf_counter stamps to put them on ``base``'s clock."""
     return ((manifest.clock.unix_ns - manifest.clock.perf_counter_ns)
             - (base.clock.unix_ns - base.clock.perf_counter_ns))
-
-
-def shifted(record: RequestRecord, offset: int) -> RequestRecord:
-    if offset == 0:
-        return record
-    return record.model_copy(update={k: getattr(record, k) + offset for k in STAMPS if getattr(record, k) is not None})
 
 
 def merge(out: Path, shards: Sequence[Path], notify: Callable[[str], None] = print) -> api.RunResult:
@@ -58,7 +49,7 @@ def merge(out: Path, shards: Sequence[Path], notify: Callable[[str], None] = pri
     samples: list[WorkerSamples] = []
     for number, (run, share) in enumerate(zip(runs, shares, strict=True)):
         offset = clock_offset(run.manifest, base)
-        records += [shifted(r, offset) for r in run.records]
+        records += [r.shifted(offset) for r in run.records]
         lags += [(t + offset, lag) for t, lag in run.loop_lag]
         for report, sample in _processes(run, share):
             moved = WorkerSamples([(t + offset, lag) for t, lag in sample.loop_lag],

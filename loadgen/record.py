@@ -19,6 +19,11 @@ ERROR_CLASSES: tuple[ErrorClass, ...] = ("connect", "timeout", "http_4xx", "http
                                          "cancelled", "worker_lost")
 
 
+# The record's absolute perf_counter_ns stamps (everything else is a duration or an offset).
+ABSOLUTE_STAMPS = ("intended_ns", "sent_ns", "first_byte_ns", "first_token_ns", "first_content_ns", "end_ns",
+                   "connect_start_ns", "connect_ns")
+
+
 class RequestRecord(BaseModel):
     """One request as the client saw it. Times are ``time.perf_counter_ns()`` of this process."""
 
@@ -63,6 +68,15 @@ class RequestRecord(BaseModel):
     @property
     def ok(self) -> bool:
         return self.error is None
+
+    def shifted(self, offset_ns: int) -> RequestRecord:
+        """This record on another clock: every absolute stamp moved by ``offset_ns`` (chunk times are
+        offsets from ``sent_ns`` and move with it). Records from another process's or host's clock
+        (``loadgen merge``, the Locust master) are put on one clock this way."""
+        if not offset_ns:
+            return self
+        return self.model_copy(update={k: getattr(self, k) + offset_ns for k in ABSOLUTE_STAMPS
+                                       if getattr(self, k) is not None})
 
 
 @dataclass(slots=True)

@@ -18,7 +18,6 @@ silent, and the request totals still add up (records = requests issued).
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Callable
@@ -27,7 +26,6 @@ from pathlib import Path
 from time import perf_counter_ns
 from typing import Any
 
-from loadgen import metrics as m
 from loadgen.api import MANIFEST_FILE, RunResult, build_prompts, summarize_run, write_outputs
 from loadgen.clients import client_class
 from loadgen.clients.base import HTTPStreamClient
@@ -40,11 +38,9 @@ from loadgen.record import RequestRecord
 from loadgen.render import table as table_render
 from loadgen.sinks.jsonl import LOOP_LAG_FILE, RECORDS_FILE, JsonlSink, write_pairs
 from loadgen.summary import Manifest, WorkerReport
+from loadgen.workers import WorkerSamples, process_report, write_reports
 
 log = logging.getLogger("loadgen.locust")
-WORKERS_FILE = "workers.json"
-ABSOLUTE = ("intended_ns", "sent_ns", "first_byte_ns", "first_token_ns", "first_content_ns", "end_ns",
-            "connect_start_ns", "connect_ns")
 
 
 @dataclass
@@ -68,11 +64,9 @@ class WorkerBook:
     def report(self) -> WorkerReport:
         """Its line in ``workers.json`` and ``summary.json → workers`` (the ``--workers N`` format;
         ``share`` is ``pull``: a Locust worker takes requests as its users need them)."""
-        lag = m.stats(lag / 1e6 for _, lag in self.lags)
-        return WorkerReport(worker=self.index, pid=self.pid, share="pull", requests=self.records - self.lost,
-                            lost=self.lost, died=self.state == "missing", host=self.host or None,
-                            loop_lag_p99_ms=round(lag.p99, 3) if lag else None,
-                            loop_lag_max_ms=round(lag.max, 3) if lag else None)
+        return process_report(WorkerSamples(self.lags), worker=self.index, pid=self.pid, share="pull",
+                              requests=self.records - self.lost, lost=self.lost, died=self.state == "missing",
+                              host=self.host or None)
 
 
 @dataclass(frozen=True)
@@ -209,7 +203,7 @@ class RigMaster:
             record = RequestRecord.model_validate_json(line)
             book.pending.pop(record.index, None)
             book.records += 1
-            self._keep(self._shifted(record, book.shift_ns))
+            self._keep(record.shifted(book.shift_ns))
         book.lags.extend((t + book.shift_ns, lag) for t, lag in data.get("lags", ()))
 
     def on_more(self, worker: str, data: dict[str, Any]) -> None:
@@ -233,12 +227,6 @@ class RigMaster:
     def on_idle(self, worker: str, data: dict[str, Any]) -> None:
         if self.step_at >= 0 and data["stage"] == self.steps[self.step_at].index:
             self.idle.add(worker)
-
-    def _shifted(self, record: RequestRecord, shift_ns: int) -> RequestRecord:
-        if not shift_ns:
-            return record
-        return record.model_copy(update={k: getattr(record, k) + shift_ns for k in ABSOLUTE
-                                         if getattr(record, k) is not None})
 
     def _keep(self, record: RequestRecord) -> None:
         self.sink(record)
@@ -329,7 +317,7 @@ class RigMaster:
         steps as run, each worker's clock shift, the requests lost with dead workers."""
         books = sorted(self.books.values(), key=lambda b: b.index)
         reports = [b.report() for b in books]
-        (self.out / WORKERS_FILE).write_text(json.dumps([r.model_dump() for r in reports], indent=2) + "\n")
+        write_reports(reports, [WorkerSamples(b.lags) for b in books], self.out)
         section = {"steps": [vars(s) for s in self.steps], "lost_requests": sum(b.lost for b in books),
                    "workers": [{"worker": b.index, "id": b.id, "state": b.state, "clock_shift_ns": b.shift_ns}
                                for b in books]}
