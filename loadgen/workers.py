@@ -26,6 +26,7 @@ reports its exit code and how many requests it lost.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pickle
 import selectors
@@ -33,6 +34,7 @@ import signal
 import struct
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -132,7 +134,7 @@ class Coordinator:
         if self.on_spawn is not None:
             self.on_spawn(self.pids)
         previous = {sig: signal.signal(sig, self._forward) for sig in (signal.SIGINT, signal.SIGTERM)} \
-            if _main_thread() else {}
+            if threading.current_thread() is threading.main_thread() else {}
         try:
             self._pump()
         finally:
@@ -166,7 +168,7 @@ class Coordinator:
         self._interrupted = True
         for w in self._pool:
             if w.alive:
-                with _quiet():
+                with contextlib.suppress(*_GONE):
                     w.proc.send_signal(signal.SIGINT)
 
     def _pump(self) -> None:
@@ -240,7 +242,7 @@ class Coordinator:
                 self.on_gate(*gate)
             for w in self._pool:
                 if w.alive and w.proc.stdin is not None:
-                    with _quiet():
+                    with contextlib.suppress(*_GONE):
                         w.proc.stdin.write(orjson.dumps({"go": origin}) + b"\n")
                         w.proc.stdin.flush()
 
@@ -285,20 +287,8 @@ def _read(stream: IO[bytes]) -> bytes | None:
         return None
 
 
-def _main_thread() -> bool:
-    import threading
-
-    return threading.current_thread() is threading.main_thread()
-
-
-class _quiet:
-    """A worker that just died has a closed stdin: writing to it is not an error of the run."""
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, kind: type[BaseException] | None, *_: object) -> bool:
-        return kind is not None and issubclass(kind, (BrokenPipeError, ProcessLookupError, ValueError))
+# A worker that just died has a closed stdin: writing to it is not an error of the run.
+_GONE = (BrokenPipeError, ProcessLookupError, ValueError)
 
 
 def write_reports(reports: Sequence[WorkerReport], samples: Sequence[WorkerSamples], out: Path) -> None:
