@@ -55,18 +55,20 @@ def main(argv: list[str] | None = None) -> int:
     import uvicorn
 
     from servers.hf.app import create_app, runner_for
+    from servers.hf.model_thread import ModelThread
     from servers.hf.warmup import warm_up
 
     started = time.perf_counter()
+    model_thread = ModelThread()  # every torch call of the process from here on runs there
     try:
-        runner = runner_for(config)
+        runner = model_thread.call(runner_for, config)
     except ModelLoadError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    warm_up(runner)
+    model_thread.call(warm_up, runner)
     log.info("model %s loaded on %s (%s, %d parameters, context %d) in %.1fs", config.model, runner.info.device,
              runner.info.dtype, runner.info.num_parameters, runner.max_model_len, time.perf_counter() - started)
-    app = create_app(config, runner)
+    app = model_thread.call(create_app, config, runner, model_thread.executor)
     server_config = uvicorn.Config(app, host=config.host, port=config.port, log_level=config.log_level,
                                    access_log=False, timeout_graceful_shutdown=5)
     sock = server_config.bind_socket()

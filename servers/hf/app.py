@@ -54,14 +54,14 @@ class OpenAIServing:
     """The OpenAI serving layer: glue between HTTP handlers and the scheduler — validation that
     needs the tokenizer, sequence creation, and turning a sequence's events into responses."""
 
-    def __init__(self, config: ServerConfig, runner: ModelRunner) -> None:
+    def __init__(self, config: ServerConfig, runner: ModelRunner, executor: ThreadPoolExecutor | None = None) -> None:
         self.config = config
         self.runner = runner
         self.served_model_name = config.served_model_name or config.model
         self.metrics = ServerMetrics(self.served_model_name, runner.info.device)
         self.scheduler: Scheduler = make_scheduler(config.scheduler, runner, self.metrics, config.max_queue,
                                                    config.max_num_seqs, config.kv_cache_tokens,
-                                                   config.max_num_batched_tokens)
+                                                   config.max_num_batched_tokens, executor)
         # The generation thread decodes text; a tokenizer of its own avoids sharing the
         # Rust object with the encodes of the tokenizer thread.
         self.detokenizer = type(runner.tokenizer).from_pretrained(runner.info.path)
@@ -279,9 +279,11 @@ def runner_for(config: ServerConfig) -> ModelRunner:
                        linear_kernel=kernel)
 
 
-def create_app(config: ServerConfig, runner: ModelRunner | None = None) -> FastAPI:
-    """Build the app; the model is loaded here unless a runner is passed (tests share one)."""
-    serving = OpenAIServing(config, runner or runner_for(config))
+def create_app(config: ServerConfig, runner: ModelRunner | None = None,
+               executor: ThreadPoolExecutor | None = None) -> FastAPI:
+    """Build the app; the model is loaded here unless a runner is passed (tests share one). The server builds it
+    on its model thread and passes that thread as ``executor`` (model_thread.py: one thread for all torch work)."""
+    serving = OpenAIServing(config, runner or runner_for(config), executor)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:

@@ -63,7 +63,8 @@ class _Prefilling:
 
 class ContinuousScheduler:
     def __init__(self, runner: ModelRunner, metrics: ServerMetrics, max_queue: int, max_num_seqs: int,
-                 kv_cache_tokens: int, max_num_batched_tokens: int = 2048) -> None:
+                 kv_cache_tokens: int, max_num_batched_tokens: int = 2048,
+                 executor: ThreadPoolExecutor | None = None) -> None:
         self.runner = runner
         self.max_num_batched_tokens = max_num_batched_tokens
         self._prefilling: list[_Prefilling] = []  # admitted, prompt not yet fully prefilled (FIFO)
@@ -83,7 +84,8 @@ class ContinuousScheduler:
         self._running: list[_Running] = []
         self._wake = threading.Event()
         self._stopping = False
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hf-continuous")
+        # The generation thread: the server passes its model thread (model_thread.py), tests get their own.
+        self._executor = executor or ThreadPoolExecutor(max_workers=1, thread_name_prefix="hf-continuous")
         self._task: asyncio.Future[None] | None = None
         self._publish()
 

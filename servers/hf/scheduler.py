@@ -32,14 +32,16 @@ SCHEDULERS = ("naive", "continuous")
 class NaiveScheduler:
     """FIFO, one generation at a time; ``max_queue`` bounds the waiting requests."""
 
-    def __init__(self, runner: ModelRunner, metrics: ServerMetrics, max_queue: int) -> None:
+    def __init__(self, runner: ModelRunner, metrics: ServerMetrics, max_queue: int,
+                 executor: ThreadPoolExecutor | None = None) -> None:
         self.runner = runner
         self.metrics = metrics
         self.max_queue = max_queue
         self._waiting: deque[Sequence] = deque()
         self._running: Sequence | None = None
         self._wake = asyncio.Event()
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hf-generate")
+        # The generation thread: the server passes its model thread (model_thread.py), tests get their own.
+        self._executor = executor or ThreadPoolExecutor(max_workers=1, thread_name_prefix="hf-generate")
         self._task: asyncio.Task[None] | None = None
 
     @property
@@ -141,11 +143,11 @@ def default_kv_cache_tokens(max_num_seqs: int, max_model_len: int) -> int:
 
 def make_scheduler(name: str, runner: ModelRunner, metrics: ServerMetrics, max_queue: int,
                    max_num_seqs: int = 32, kv_cache_tokens: int | None = None,
-                   max_num_batched_tokens: int = 2048) -> Scheduler:
+                   max_num_batched_tokens: int = 2048, executor: ThreadPoolExecutor | None = None) -> Scheduler:
     if name == "naive":
-        return NaiveScheduler(runner, metrics, max_queue)
+        return NaiveScheduler(runner, metrics, max_queue, executor)
     if name == "continuous":
         return ContinuousScheduler(runner, metrics, max_queue, max_num_seqs,
                                    kv_cache_tokens or default_kv_cache_tokens(max_num_seqs, runner.max_model_len),
-                                   max_num_batched_tokens)
+                                   max_num_batched_tokens, executor)
     raise ValueError(f"unknown scheduler {name!r}; choose one of {SCHEDULERS}")
