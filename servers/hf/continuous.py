@@ -17,7 +17,8 @@ alone. It changes only *when* the model runs which sequence, never *how* a token
   ``min_tokens``, usage, streaming, metrics).
 
 What it does not do (vLLM does): preemption (reservations make it unnecessary), prefix caching, CUDA
-graphs, paged attention kernels — the batched step uses the model's own attention over a padded, masked cache.
+graphs, paged attention kernels — a batched step attends over a padded, masked cache (``chunked.decode_attention``:
+two batched matmuls over the cache's rows; a lone sequence keeps the model's own SDPA call).
 """
 
 from __future__ import annotations
@@ -244,17 +245,10 @@ class ContinuousScheduler:
         self.kv.add(cache, len(seq.prompt_ids))
         self._running.append(_Running(seq, generator, token))
 
-    @torch.inference_mode()
     def _step(self) -> None:
-        batch = len(self._running)
-        self.metrics.on_step(batch)
-        cache, positions, mask = self.kv.begin_step()
-        input_ids = torch.tensor([[item.next_token] for item in self._running], dtype=torch.long,
-                                 device=self.runner.device)
-        out = self.runner.model(input_ids=input_ids, attention_mask=mask, position_ids=positions,
-                                past_key_values=cache, use_cache=True)
-        self.kv.end_step()
-        self._sample_batch(out.logits[:, -1])
+        """A decode step: one new token for every running sequence, the mixed step's pass without chunks."""
+        self.metrics.on_step(len(self._running))
+        self._sample_batch(chunked.decode_step(self.runner.model, self.kv, [item.next_token for item in self._running]))
 
     def _mixed_step(self) -> None:
         """One forward pass: every running sequence's next token, then chunks of the prefilling prompts (FIFO)
@@ -284,7 +278,7 @@ class ContinuousScheduler:
                 completed.append((pre, len(keep)))
                 keep.append(len(ids) - 1)
         self.metrics.on_step(batch + len(planned))
-        mask = self.kv.begin_step()[2] if batch else None
+        mask = self.kv.begin_step() if batch else None
         step = chunked.MixedStep(self.kv, batch, mask, [chunked.Chunk(pre.cache, pre.done, n) for pre, n in planned])
         logits = chunked.forward(self.runner.model, step, ids, positions, keep)
         if batch:

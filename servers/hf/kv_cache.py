@@ -14,8 +14,8 @@ Two parts, because admission and memory layout are different questions:
   tensors grow (doubling) when a longer sequence or more rows arrive, never per step. A decode step
   writes each row's new key/value at that row's own length and hands attention a view of rows
   ``0..B-1`` and columns ``0..max length``; a per-row mask hides each row's unused columns, and
-  per-row ``position_ids`` give each sequence its own positions. The model's attention code is
-  unchanged: it talks to a transformers ``Cache`` whose layers are ``_StepLayer`` objects below.
+  per-row ``position_ids`` give each sequence its own positions. The step itself is ``chunked.forward``
+  (``MixedStep.attend`` writes and reads this cache; ``chunked.decode_attention`` attends).
 """
 
 from __future__ import annotations
@@ -25,7 +25,6 @@ from dataclasses import dataclass, field
 
 import torch
 from transformers import DynamicCache
-from transformers.cache_utils import Cache, CacheLayerMixin
 
 
 class BudgetTooSmall(ValueError):
@@ -74,34 +73,6 @@ class TokenBudget:
 
     def release(self, owner: str) -> None:
         self._reserved.pop(owner, None)
-
-
-class _StepLayer(CacheLayerMixin):
-    """One layer's view of ``BatchKVCache`` during one decode step (one new token per row)."""
-
-    is_sliding = False
-
-    def __init__(self, owner: BatchKVCache, layer: int) -> None:
-        super().__init__()
-        self.owner = owner
-        self.layer = layer
-        self.is_initialized = True
-
-    def lazy_initialization(self, key_states: torch.Tensor, value_states: torch.Tensor) -> None:
-        pass
-
-    def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args: object,
-               **kwargs: object) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.owner.write_step(self.layer, key_states, value_states)
-
-    def get_mask_sizes(self, query_length: int) -> tuple[int, int]:
-        return self.owner.step_kv_len, 0
-
-    def get_seq_length(self) -> int:
-        return self.owner.step_kv_len - 1
-
-    def get_max_length(self) -> int:
-        return -1
 
 
 class BatchKVCache:
@@ -170,27 +141,26 @@ class BatchKVCache:
         return moved
 
     # -- one decode step -----------------------------------------------------------------------------
-    def begin_step(self) -> tuple[Cache, torch.Tensor, torch.Tensor | None]:
-        """The cache object, ``position_ids [B, 1]`` and additive attention mask ``[B, 1, 1, kv_len]`` for a step.
+    def begin_step(self) -> torch.Tensor | None:
+        """Prepares a decode step (one new token per row, at the row's length); returns the additive attention mask
+        ``[B, 1, 1, kv_len]``.
 
         The mask is ``None`` when every row has the same length (always so for a batch of one): no
-        column is padding then, and without a mask the model takes the very attention path of the
-        naive scheduler's batch-1 decode, so a lone sequence's logits are bit-identical to it (with a
-        mask, SDPA runs a different kernel path whose fp32 results differ by ~1e-5).
+        column is padding then, and a lone sequence takes the very attention path of the naive
+        scheduler's batch-1 decode, so its logits are bit-identical to it.
         """
         batch = self.num_rows
         self._ensure(batch, max(self.lengths) + 1)
         self.step_kv_len = max(self.lengths) + 1
         positions = torch.tensor(self.lengths, dtype=torch.long, device=self.device)
         self._positions = positions
-        cache = Cache(layers=[_StepLayer(self, layer) for layer in range(self.num_layers)])
         if min(self.lengths) == max(self.lengths):
-            return cache, positions[:, None], None
+            return None
         columns = torch.arange(self.step_kv_len, device=self.device)
         visible = columns[None, :] <= positions[:, None]  # row i sees its own tokens and the new one
         mask = torch.zeros((batch, 1, 1, self.step_kv_len), dtype=self.dtype, device=self.device)
         mask.masked_fill_(~visible[:, None, None, :], torch.finfo(self.dtype).min)
-        return cache, positions[:, None], mask
+        return mask
 
     def write_step(self, layer: int, key_states: torch.Tensor,
                    value_states: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -72,7 +72,7 @@ def test_chunked_logits_match_a_whole_prefill(runner: ModelRunner) -> None:
     done, logits = 0, None
     while done < len(prompt):
         n = min(7, len(prompt) - done)
-        mask = sched.kv.begin_step()[2]
+        mask = sched.kv.begin_step()
         step = chunked.MixedStep(sched.kv, 1, mask, [chunked.Chunk(cache, done, n)])
         logits = chunked.forward(runner.model, step, [int(first.argmax()), *prompt[done:done + n]],
                                  list(sched.kv.lengths) + list(range(done, done + n)), [0, n])

@@ -4,7 +4,8 @@ Why logits and not only tokens: greedy tokens agree whenever the logits do, so a
 says more than a handful of prompts. A lone sequence (a batch of one, no padding) must be
 bit-identical to the naive scheduler. A real batch cannot be: MKL computes a matrix product with
 one row (batch 1) and with several rows by different kernels, whose fp32 sums differ in the last
-bits, and padded rows need a masked attention path; the test pins that difference to the fp32
+bits, and a batch attends through ``chunked.decode_attention`` (batched matmuls over the padded cache, not
+SDPA's kernel); the test pins that difference to the fp32
 noise level (~1e-5 on logits of magnitude ~10), far below a typical gap between the top two logits,
 which is why greedy tokens agree in practice (tests/integration/test_continuous.py) though not by
 construction.
@@ -17,6 +18,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from servers.hf import chunked
 from servers.hf.kv_cache import BatchKVCache
 from servers.hf.runner import ModelRunner
 
@@ -41,7 +43,8 @@ def naive_logits(runner: ModelRunner, ids: list[int]) -> list[torch.Tensor]:
 
 @torch.inference_mode()
 def batched_logits(runner: ModelRunner, prompts: list[list[int]]) -> list[list[torch.Tensor]]:
-    """The continuous scheduler's decode: every prompt prefilled alone, then one batched step per token."""
+    """The continuous scheduler's decode: every prompt prefilled alone, then one batched step per token
+    (``chunked.decode_step``, the scheduler's own)."""
     config = runner.model.config
     kv = BatchKVCache(config.num_hidden_layers, config.num_key_value_heads, config.head_dim, runner.model.dtype,
                       runner.device, runner.max_model_len)
@@ -51,11 +54,9 @@ def batched_logits(runner: ModelRunner, prompts: list[list[int]]) -> list[list[t
         kv.add(cache, len(ids))
         tokens.append(int(torch.argmax(logits)))
     out: list[list[torch.Tensor]] = [[] for _ in prompts]
+    chunked.enable(runner.model)
     for _ in range(STEPS):
-        cache, positions, mask = kv.begin_step()
-        step = runner.model(input_ids=torch.tensor(tokens)[:, None], attention_mask=mask, position_ids=positions,
-                            past_key_values=cache, use_cache=True).logits[:, -1]
-        kv.end_step()
+        step = chunked.decode_step(runner.model, kv, tokens)
         for row in range(len(prompts)):
             out[row].append(step[row].clone())
             tokens[row] = int(torch.argmax(step[row]))
