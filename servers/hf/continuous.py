@@ -37,7 +37,7 @@ from transformers import DynamicCache
 from servers.hf import chunked
 from servers.hf.kv_cache import BatchKVCache, TokenBudget
 from servers.hf.metrics import ServerMetrics
-from servers.hf.runner import ModelRunner
+from servers.hf.runner import ModelRunner, greedy_tokens
 from servers.hf.scheduler_base import QueueFull
 from servers.hf.sequence import Sequence
 
@@ -293,12 +293,16 @@ class ContinuousScheduler:
     def _sample_batch(self, logits: torch.Tensor) -> None:
         """One token per running sequence (row i of ``logits`` is sequence i); finished ones leave."""
         leaving: list[tuple[_Running, str | None]] = []
+        greedy = greedy_tokens(logits, [item.seq.params for item in self._running],
+                               [item.seq.suppressed_token_ids() for item in self._running])
         for row, item in enumerate(self._running):
             seq = item.seq
             if seq.cancelled.is_set():
                 leaving.append((item, "abort"))
                 continue
-            token = self.runner.sample(logits[row], seq.params, item.generator, seq.suppressed_token_ids())
+            token = greedy[row]
+            if token is None:
+                token = self.runner.sample(logits[row], seq.params, item.generator, seq.suppressed_token_ids())
             previous = seq.last_token
             seq.append(token)
             self.metrics.on_token(seq, previous)

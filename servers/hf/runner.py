@@ -177,6 +177,24 @@ class ModelRunner:
         return sample_token(logits, params, generator, suppressed)
 
 
+def greedy_tokens(logits: torch.Tensor, params: list[SamplingParams],
+                  suppressed: list[frozenset[int]]) -> list[int | None]:
+    """``sample_token``'s greedy choice for every greedy row of a batch's ``logits [B, vocab]`` in one argmax (None
+    for the rows that sample). One call instead of one per row: at 32 rows, the per-row copies and calls cost
+    a few percent of a decode step. Same result as ``sample_token`` row by row (argmax takes the first maximum)."""
+    rows = [row for row, p in enumerate(params) if p.temperature < GREEDY_EPSILON]
+    if not rows:
+        return [None] * len(params)
+    picked = logits[rows].float()  # a copy: suppression below never touches the logits
+    for i, row in enumerate(rows):
+        if suppressed[row]:
+            picked[i, list(suppressed[row])] = float("-inf")
+    chosen: list[int | None] = [None] * len(params)
+    for row, token in zip(rows, picked.argmax(dim=-1).tolist(), strict=True):
+        chosen[row] = int(token)
+    return chosen
+
+
 def sample_token(logits: torch.Tensor, params: SamplingParams, generator: torch.Generator | None,
                  suppressed: frozenset[int] = frozenset()) -> int:
     """Greedy when temperature is (near) 0, else temperature then nucleus (top-p) sampling, in fp32.
