@@ -222,3 +222,22 @@ def test_a_failing_step_fails_that_batch_and_the_scheduler_goes_on(runner: Model
     assert "injected fault" in getattr(events[-1], "message", "")
     assert after.finish_reason == "length" and after.output_ids == naive_outputs[0]
     assert scheduler.budget.used_blocks == 0
+
+
+@pytest.mark.parametrize("name", ["naive", "continuous"])
+def test_generation_runs_on_the_thread_the_server_gives(runner: ModelRunner, name: str) -> None:
+    """The server hands both schedulers its model thread (servers/hf/model_thread.py: one thread, one OpenMP
+    team); every token is produced there, not on a thread of the scheduler's own."""
+    import threading
+
+    model_thread = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="given-model-thread")
+    metrics = ServerMetrics("m")
+    scheduler = (NaiveScheduler(runner, metrics, 8, model_thread) if name == "naive" else
+                 ContinuousScheduler(runner, metrics, 8, 4, 4096, executor=model_thread))
+    seqs = [make_seq(runner, i, p, 3) for i, (p, _, _) in enumerate(REQUESTS[:2])]
+    threads: set[str] = set()
+    for seq in seqs:
+        seq.emit = lambda event: threads.add(threading.current_thread().name)
+    asyncio.run(drive(scheduler, seqs, [0.0, 0.0]))
+    assert all(len(s.output_ids) == 3 for s in seqs)
+    assert threads and all(t.startswith("given-model-thread") for t in threads), threads
