@@ -241,8 +241,12 @@ async def _respond_in_time(serving: OpenAIServing, request: Request, seq: Sequen
                 if deadline is not None:
                     deadline.cancel()
 
+        def stalled() -> None:
+            seq.stream_stalled = True
+            serving.scheduler.cancel(seq)
+
         return SSEResponse(body_in_time(), on_disconnect=lambda: serving.scheduler.cancel(seq),
-                           stall_timeout_s=serving.config.stream_stall_timeout_s)
+                           stall_timeout_s=serving.config.stream_stall_timeout_s, on_stall=stalled)
 
     async def collect() -> list[TokenEvent | FinishEvent]:
         return [event async for event in _events(queue)]

@@ -38,7 +38,7 @@ REQUEST_BUCKETS = (0.01, 0.05, 0.1, 0.3, 0.5, 0.8, 1.0, 1.5, 2.0, 2.5, 5.0, 10.0
 
 ADMISSION_BUCKETS = (0.0, 0.001, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 12, 16, 24, 32, 48, 64, 128, 256)
-OUTCOMES = ("ok", "cancelled", "error", "rejected", "invalid")
+OUTCOMES = ("ok", "cancelled", "timeout", "stalled", "error", "rejected", "invalid")
 
 
 class _CudaMemoryCollector(Collector):
@@ -109,8 +109,9 @@ class ServerMetrics:
                                        "Finished requests by finish reason (stop, length, abort)",
                                        [*labels, "finished_reason"], registry=self.registry)
         self.requests = Counter(PREFIX + "requests",
-                                "Requests by outcome: ok, cancelled (client went away), error (server "
-                                "fault), rejected (queue full), invalid (bad input)",
+                                "Requests by outcome: ok, cancelled (client went away), timeout (ended at "
+                                "--request-timeout-s), stalled (stream ended: its client stopped reading), "
+                                "error (server fault), rejected (queue full), invalid (bad input)",
                                 [*labels, "outcome"], registry=self.registry)
         for outcome in OUTCOMES:
             self.requests.labels(model_name, outcome)
@@ -158,7 +159,9 @@ class ServerMetrics:
             self.requests.labels(name, "error").inc()
             return
         if seq.finish_reason == "abort":
-            self.requests.labels(name, "cancelled").inc()
+            # The server ended these, not the client: an operator needs them apart from clients that left.
+            outcome = "timeout" if seq.deadline_exceeded else "stalled" if seq.stream_stalled else "cancelled"
+            self.requests.labels(name, outcome).inc()
         else:
             self.requests.labels(name, "ok").inc()
         self.request_success.labels(name, seq.finish_reason).inc()

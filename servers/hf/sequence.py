@@ -122,8 +122,10 @@ class Sequence:
     output_ids: list[int] = field(default_factory=list)
     text: str = ""
     cancelled: threading.Event = field(default_factory=threading.Event)
-    # Set (before ``cancelled``) when the server's per-request deadline ended it, not the client.
+    # Set (before ``cancelled``) when the server ended it, not the client: the per-request deadline passed, or
+    # the stream's client took no data for ``--stream-stall-timeout-s``.
     deadline_exceeded: bool = False
+    stream_stalled: bool = False
 
     def __post_init__(self) -> None:
         self._detok = IncrementalDetokenizer(self.tokenizer, self.prompt_ids)

@@ -38,15 +38,17 @@ async def _wait_for_disconnect(receive: Receive) -> None:
 
 
 class SSEResponse(Response):
-    """Streams ``data: ...`` events; ``on_disconnect`` runs if the client leaves early."""
+    """Streams ``data: ...`` events; ``on_disconnect`` runs if the client leaves early, ``on_stall`` (default:
+    ``on_disconnect``) if it stops reading for ``stall_timeout_s``."""
 
     media_type = "text/event-stream"
 
     def __init__(self, events: AsyncIterator[bytes], on_disconnect: Callable[[], None],
-                 stall_timeout_s: float | None = None) -> None:
+                 stall_timeout_s: float | None = None, on_stall: Callable[[], None] | None = None) -> None:
         super().__init__(status_code=200, media_type=self.media_type)
         self._events = events
         self._on_disconnect = on_disconnect
+        self._on_stall = on_stall or on_disconnect
         self._stall_timeout_s = stall_timeout_s
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -65,7 +67,8 @@ class SSEResponse(Response):
             done, _ = await asyncio.wait({writer, listener}, return_when=asyncio.FIRST_COMPLETED)
             if writer in done and writer.exception() is None:
                 return
-            self._on_disconnect()
+            stalled = writer in done and isinstance(writer.exception(), StreamStalled)
+            (self._on_stall if stalled else self._on_disconnect)()
         finally:
             for task in (writer, listener):
                 task.cancel()

@@ -168,7 +168,7 @@ def test_streams_whose_clients_stopped_reading_are_cancelled_and_free_the_model(
     body = json.dumps({"model": "tiny", "prompt": "hi", "max_tokens": 8000, "ignore_eos": True,
                        "stream": True}).encode()
     with stall_server.client() as client:
-        cancelled_before = metric(client, "hf:requests_total", outcome="cancelled")
+        stalled_before = metric(client, "hf:requests_total", outcome="stalled")
         tokens_before = metric(client, "hf:generation_tokens_total")
         silent = [_raw_post(stall_server.url, "/v1/completions", f"Content-Length: {len(body)}\r\n".encode(), body,
                             rcvbuf=4096) for _ in range(4)]
@@ -182,7 +182,7 @@ def test_streams_whose_clients_stopped_reading_are_cancelled_and_free_the_model(
             for sock in silent:
                 sock.close()
         assert reply.status_code == 200 and reply.json()["usage"]["completion_tokens"] == 8
-        assert metric(client, "hf:requests_total", outcome="cancelled") - cancelled_before == 4
+        assert metric(client, "hf:requests_total", outcome="stalled") - stalled_before == 4  # the server ended them
         generated = metric(client, "hf:generation_tokens_total") - tokens_before - 8
         assert generated < 4 * 4000, f"the silent streams generated {generated:.0f} tokens"
         assert waited < 40, f"the 8-token request waited {waited:.1f} s"
@@ -219,6 +219,7 @@ def test_the_deadline_ends_a_running_stream_and_a_queued_request(deadline_server
     worker = threading.Thread(target=send_queued)
     worker.start()
     with deadline_server.client() as client:
+        timeout_before = metric(client, "hf:requests_total", outcome="timeout")
         cancelled_before = metric(client, "hf:requests_total", outcome="cancelled")
         started = time.perf_counter()
         s = stream(client, "/v1/completions", {"model": "tiny", "prompt": "hi", "max_tokens": 8000,
@@ -232,7 +233,8 @@ def test_the_deadline_ends_a_running_stream_and_a_queued_request(deadline_server
         assert queued["status"] == 504
         assert queued["body"]["error"]["code"] == "request_timeout"  # type: ignore[index]
         assert DEADLINE_S - 0.2 <= queued["seconds"] < DEADLINE_S + 3  # type: ignore[operator]
-        assert metric(client, "hf:requests_total", outcome="cancelled") - cancelled_before == 2
+        assert metric(client, "hf:requests_total", outcome="timeout") - timeout_before == 2  # not "cancelled":
+        assert metric(client, "hf:requests_total", outcome="cancelled") == cancelled_before  # no client left
         after = client.post("/v1/completions", json={"model": "tiny", "prompt": "hi", "max_tokens": 8,
                                                      "ignore_eos": True})
         assert after.status_code == 200 and after.json()["usage"]["completion_tokens"] == 8
