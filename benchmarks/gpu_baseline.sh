@@ -8,10 +8,8 @@ tok=${1:?tokenizer/config folder}; work=${2:?work dir}
 py=${PYTHON:-python3}
 nvidia-smi --query-gpu=name,memory.total,compute_cap,driver_version --format=csv,noheader
 $py -c 'import torch, transformers; print("torch", torch.__version__, "transformers", transformers.__version__)'
-$py -m stack.models random --out "$work/smollm2-135m-shape" --tokenizer "$tok" --like "$tok"
-$py -m stack.models random --out "$work/qwen2-1.5b-shape" --tokenizer "$tok" --architecture qwen2 \
-    --hidden-size 1536 --intermediate-size 8960 --layers 28 --heads 12 --kv-heads 2 \
-    --max-position-embeddings 4096 --dtype bfloat16
+source "$(dirname "$0")/gpu_models.sh"
+for shape in $GPU_SHAPES; do build_gpu_model "$shape"; done
 for model in smollm2-135m-shape qwen2-1.5b-shape; do
   $py benchmarks/baseline_single_stream.py --model "$work/$model" --device cuda --output-tokens 128 \
       --runs 3 --log-dir "$work/logs"
