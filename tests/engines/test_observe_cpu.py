@@ -27,6 +27,9 @@ def observed_run(stack: StackState, model_dir: Path, tmp_path_factory: pytest.Te
         "prompts": {"input_tokens": 32, "output_tokens": 16, "count": 8, "tokenizer": str(model_dir)},
         "stages": [{"type": "concurrency", "concurrency": 1, "requests": STAGES["c1"]},
                    {"type": "concurrency", "concurrency": 4, "requests": STAGES["c4"]}],
+        # Gauges (running, KV-cache usage) are instantaneous: at the default 1 s a 3-request stage of ~1.5 s may be
+        # sampled only at its boundaries and between requests, when vLLM holds no blocks. Sample while they run.
+        "observe": {"interval_s": 0.1},
         "metrics": {"enabled": False}})
     result = run(profile, tmp_path_factory.mktemp("observe") / "out")
     assert not result.interrupted
