@@ -3,8 +3,10 @@
 Why: the same greedy prompt through the baseline, vLLM and Triton gives the same text when
 every engine computes the same thing in the same precision. Where it does not (FP8 or bf16
 kernels, batch-dependent reductions, a sampler that differs), users need to see how much,
-not just that it changed. Definitions, for each measured ok record of a target paired with
-the reference target's first measured ok record for the same prompt (``prompt_id``):
+not just that it changed. Each target is compared with the profile's ``agreement.reference``, or
+with the reference ``agreement.references`` names for it (chat answers with a chat target's: a chat
+template changes what the model reads). Definitions, for each measured ok record of a target paired
+with the reference target's first measured ok record for the same prompt (``prompt_id``):
 
 - exact match: the two output texts are equal;
 - shared-prefix tokens ``k``: the number of leading tokens the two outputs share, both texts
@@ -19,7 +21,7 @@ Per target: an ``Agreement`` (summary.json's ``agreement``). Records need their 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal
 
 from pydantic import BaseModel
@@ -59,6 +61,19 @@ def compare(reference: str, other: str, tokenize: Tokenize | None) -> tuple[bool
     out: Sequence[Any] = tokenize(other) if tokenize else other
     k = shared_prefix(ref, out)
     return reference == other, k, (k / len(ref) if ref else float(not out))
+
+
+def reference_of(target: str, reference: str | None, references: Mapping[str, str]) -> str | None:
+    """The target ``target``'s outputs are compared with: its own entry in ``references`` (the profile's
+    ``agreement.references``, e.g. chat targets with a chat reference), else ``reference``; None for a
+    reference itself and when the run compares nothing."""
+    if reference is None:
+        return None
+    if target in references:
+        return references[target]
+    if target == reference or target in references.values():
+        return None
+    return reference
 
 
 def agreement(records: Sequence[RequestRecord], reference: str, target: str,

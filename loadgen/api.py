@@ -385,6 +385,7 @@ def summarize_run(records: Sequence[RequestRecord], lags: Sequence[tuple[int, in
     samples (``loadgen.observe``)."""
     saved = profile.model_dump(mode="json") if profile is not None else manifest.profile
     reference = (saved.get("agreement") or {}).get("reference")
+    references = (saved.get("agreement") or {}).get("references") or {}
     tokenizer_dir = (saved.get("prompts") or {}).get("tokenizer")
     tokenize = None
     if reference and tokenizer_dir:
@@ -393,7 +394,7 @@ def summarize_run(records: Sequence[RequestRecord], lags: Sequence[tuple[int, in
         except PromptError:
             tokenize = None  # agreement falls back to characters, and says so in its ``unit``
     summary = build_summary(records, lags, manifest, saved.get("slo") or {}, agreement_reference=reference,
-                            tokenize=tokenize, cpu=cpu, observed=observed)
+                            agreement_references=references, tokenize=tokenize, cpu=cpu, observed=observed)
     if workers:
         summary.workers = list(workers)
     return summary

@@ -178,6 +178,10 @@ class AgreementConfig(StrictModel):
     """Compare every target's outputs with one target's (``loadgen.agreement``); keeps output texts."""
 
     reference: str = Field(description="the target whose outputs are the reference, e.g. baseline")
+    references: dict[str, str] = Field(default_factory=dict, description=(
+        "targets compared with another reference than `reference`, e.g. {vllm-chat: baseline-chat}: a chat "
+        "template changes what the model reads, so chat answers are compared with chat answers"))
+
 
 
 class Profile(StrictModel):
@@ -214,8 +218,13 @@ class Profile(StrictModel):
         given = [bool(self.load), bool(self.stages), bool(self.sweep)]
         if sum(given) != 1:
             raise ValueError("define the load once: `load`, `stages` or `sweep` (CLI: --concurrency or --rate)")
-        if self.agreement and self.agreement.reference not in {t.name for t in self.targets}:
-            raise ValueError(f"agreement.reference {self.agreement.reference!r} is not one of the targets")
+        if self.agreement:
+            names = {t.name for t in self.targets}
+            if self.agreement.reference not in names:
+                raise ValueError(f"agreement.reference {self.agreement.reference!r} is not one of the targets")
+            for name in (*self.agreement.references, *self.agreement.references.values()):
+                if name not in names:
+                    raise ValueError(f"agreement.references names {name!r}, which is not one of the targets")
         for target in self.targets:
             if target.model is None and self.model is None:
                 raise ValueError(f"target {target.name}: no model name (give --model or the target's `model`)")

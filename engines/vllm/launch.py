@@ -9,8 +9,10 @@ answers; ``VLLM_CPU_KVCACHE_SPACE`` sizes the KV cache in GiB; the hub is never 
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
+from engines.serve import exec_engine, serve_parser
 from engines.spec import LOCAL_MODEL_NAME, Launch, PortSource
 from stack.process import ManagedProcess
 
@@ -19,9 +21,9 @@ READY_TIMEOUT_S = 420.0  # ~150 s here: vLLM compiles its CPU graphs while warmi
 
 
 def vllm_argv(model_dir: str | Path, port: int, served_model_name: str = LOCAL_MODEL_NAME, max_model_len: int = 2048,
-              python: Path = VLLM_PYTHON) -> list[str]:
+              python: Path = VLLM_PYTHON, host: str = "127.0.0.1") -> list[str]:
     return [str(python), "-m", "vllm.entrypoints.openai.api_server", "--model", str(model_dir),
-            "--served-model-name", served_model_name, "--host", "127.0.0.1", "--port", str(port),
+            "--served-model-name", served_model_name, "--host", host, "--port", str(port),
             "--max-model-len", str(max_model_len), "--dtype", "float32",
             # usage.prompt_tokens_details.cached_tokens: what the prefix cache served (loadgen's cached_share)
             "--enable-prompt-tokens-details"]
@@ -47,3 +49,16 @@ def start(model_dir: Path, log_dir: Path, free_port: PortSource) -> Launch:
     url = f"http://127.0.0.1:{port}"
     return Launch(process=vllm_process(model_dir, port, log_dir),
                   urls={"openai-completions": url, "openai-chat": url}, metrics_url=f"{url}/metrics")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """The compose CPU flavour's ``vllm`` service: this machine's interpreter runs vLLM (the image's venv)."""
+    parser = serve_parser("vllm")
+    parser.add_argument("--kv-cache-gib", type=int, default=2, help="VLLM_CPU_KVCACHE_SPACE")
+    args, extra = parser.parse_known_args(argv)
+    exec_engine([*vllm_argv(args.model, args.port, args.served_model_name, python=Path(sys.executable),
+                            host=args.host), *extra], vllm_env(args.kv_cache_gib))
+
+
+if __name__ == "__main__":
+    main()

@@ -75,3 +75,23 @@ def test_profile_rejects_an_unknown_reference(tmp_path) -> None:
                        "load: {concurrency: 1, requests: 1}\nagreement: {reference: b}\n")
     with pytest.raises(ValueError, match=r"agreement.reference .b. is not one of the targets"):
         load_profile(profile, [])
+
+
+def test_chat_targets_are_compared_with_the_chat_reference() -> None:
+    records = [rec("base", "p0", "a b c"), rec("base-chat", "p0", "x y"), rec("other", "p0", "a b c"),
+               rec("other-chat", "p0", "x z")]
+    summary = build_summary(records, [], manifest(), {}, agreement_reference="base",
+                            agreement_references={"other-chat": "base-chat"}, tokenize=words)
+    assert summary.targets["other"].agreement.reference == "base"
+    assert summary.targets["other"].agreement.exact == 1
+    chat = summary.targets["other-chat"].agreement
+    assert chat.reference == "base-chat" and chat.exact == 0 and chat.shared_prefix_tokens.min == 1
+    assert summary.targets["base-chat"].agreement is None  # a reference is not compared with another
+
+
+def test_profile_rejects_an_unknown_chat_reference(tmp_path) -> None:
+    profile = tmp_path / "p.yaml"
+    profile.write_text("model: m\ntargets: [{name: a, kind: openai-chat, url: 'http://x'}]\n"
+                       "load: {concurrency: 1, requests: 1}\nagreement: {reference: a, references: {a: c}}\n")
+    with pytest.raises(ValueError, match=r"agreement.references names .c."):
+        load_profile(profile, [])
