@@ -76,7 +76,8 @@ class Stack:
         return ["docker", "compose", *files, *env_file, "-p", self.project, *args]
 
     def env(self) -> dict[str, str]:
-        env = {**os.environ, "COMPOSE_PROFILES": ",".join(PROFILES)}
+        # COMPOSE_BAKE=false: compose builds through the daemon's BuildKit (no buildx plug-in on these machines).
+        env = {**os.environ, "COMPOSE_PROFILES": ",".join(PROFILES), "COMPOSE_BAKE": "false"}
         # The GPU file refuses to start without a Grafana password (no default password): one for this run only.
         env.setdefault("GRAFANA_ADMIN_PASSWORD", secrets.token_urlsafe(16))
         env.setdefault("MODEL_ID", "HuggingFaceTB/SmolLM2-135M-Instruct")
@@ -110,10 +111,31 @@ class Stack:
         if not self.registry:
             print(GRAFANA_SKIPPED, flush=True)
         self.timed("up_s", "up", "-d", "--wait", "--wait-timeout", "1200", *self.services, timeout=1500)
+        # `up --wait` has exited 0 after a container failed to start: the states are checked here too.
+        bad = {name: state for name, state in self.states().items() if state not in {"healthy", "running", "exited 0"}}
+        missing = set(self.services) - set(self.states())
+        if bad or missing:
+            raise ComposeError(f"not up: {bad}, never started: {sorted(missing)} (logs: compose logs SERVICE)")
+
+    def states(self) -> dict[str, str]:
+        """Each service's state as ``docker compose ps`` reports it: healthy, running, "exited N", ..."""
+        listing = self.run("ps", "-a", "--format", "json", capture=True, quiet=True).stdout
+        rows = [json.loads(line) for line in listing.splitlines() if line.strip()]
+        states = {}
+        for row in rows:
+            state = row.get("Health") or row.get("State", "")
+            if row.get("State") == "exited":
+                state = f"exited {row.get('ExitCode')}"
+            states[row["Service"]] = state
+        return states
 
     def loadgen(self, *args: str, timeout: float = 900) -> int:
         """``loadgen ARGS`` inside the loadgen container (on the compose network, by service names)."""
         return self.run("exec", "-T", "loadgen", "loadgen", *args, check=False, timeout=timeout).returncode
+
+    def fresh(self, folder: str) -> None:
+        """Empty a run folder of this project's results volume (loadgen refuses to write over a run)."""
+        self.run("exec", "-T", "loadgen", "rm", "-rf", folder, quiet=True)
 
     def copy_out(self, source: str, dest: Path) -> None:
         dest.mkdir(parents=True, exist_ok=True)
@@ -205,6 +227,7 @@ def smoke(stack: Stack) -> dict[str, Any]:
     """The smoke run, with Prometheus watched while it is live; writes and returns results/compose-smoke/smoke.json."""
     out = stack.out
     out.mkdir(parents=True, exist_ok=True)
+    stack.fresh("/results/compose-smoke")
     locust = start_locust()
     watch = TargetWatch()
     watch.start()
@@ -263,6 +286,7 @@ def drill(stack: Stack, kill_after_s: float = 8.0, recover_timeout_s: float = 90
     out.mkdir(parents=True, exist_ok=True)
     vllm = stack.container("vllm")
     restarts_before = restarts(vllm)
+    stack.fresh("/results/compose-drill")
     result: dict[str, Any] = {}
     code: list[int] = []
     started = time.time()
@@ -307,7 +331,7 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--drill", action="store_true", help="then the fault drill (docker kill vllm mid-run)")
     run.add_argument("--keep", action="store_true", help="leave the stack running (python -m stack.compose down)")
     sub.add_parser("down", help="down -v the smoke's project")
-    for p in (run, *sub.choices.values()):
+    for p in sub.choices.values():
         p.add_argument("--registry", action="store_true", help="public base images from a registry (and Grafana)")
         p.add_argument("--project", default=PROJECT)
     args = parser.parse_args(argv)

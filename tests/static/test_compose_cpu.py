@@ -17,8 +17,9 @@ import yaml
 from engines import registry
 
 ROOT = Path(__file__).resolve().parents[2]
-# What may differ per service: images (and how they are built), devices, and the engine's command.
-ALLOWED = {"image", "build", "deploy", "command", "entrypoint"}
+# What may differ per service: images (and how they are built), devices (GPU reservations, and the unlimited
+# memlock that pins host memory for GPU transfers), and the engine's command.
+ALLOWED = {"image", "build", "deploy", "ulimits", "command", "entrypoint"}
 # Beyond that, by name: the GPU-only DCGM exporter never starts on CPU (profile `gpu`), and Prometheus reads the
 # GPU config without its `dcgm` job.
 EXCEPTIONS = {("dcgm-exporter", "profiles"), ("prometheus", "volumes")}
