@@ -2,7 +2,9 @@
 # which runs stack.hub).
 # torch's CUDA wheels from PyPI carry their own CUDA libraries; the base image provides the
 # runtime environment the NVIDIA container toolkit expects.
-FROM nvidia/cuda:12.8.1-runtime-ubuntu24.04
+# The base image is a build argument like every image's here (docker/*.Dockerfile); NVIDIA's is the default.
+ARG BASE_IMAGE=nvidia/cuda:12.8.1-runtime-ubuntu24.04
+FROM ${BASE_IMAGE}
 
 # Ubuntu's python3/curl follow the pinned base image; pinning their exact versions would break each rebuild.
 # hadolint ignore=DL3008

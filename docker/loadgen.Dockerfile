@@ -27,6 +27,7 @@ COPY loadgen loadgen
 COPY servers servers
 COPY stack stack
 # The project itself with the Locust front end: pip install ".[locust]" (its dependencies are installed above).
+# hadolint ignore=DL3013
 RUN pip install --no-deps --no-build-isolation ".[locust]"
 USER 1000
 # Live Prometheus metrics of a running `loadgen run` or Locust master (scraped by the prometheus service);

@@ -1,6 +1,6 @@
 # Prometheus from Debian's package: the stand-in for prom/prometheus on machines without a container registry
 # (docker/cpu/standins.sh builds it as llm-serving-rig/prometheus:local; the compose CPU flavour uses it when
-# RIG_PROMETHEUS_IMAGE names it). Same entrypoint and paths as the official image, so the compose service's
+# RIG_PROMETHEUS_IMAGE names it). Same entrypoint, paths and user (nobody, 65534) as the official image, so the compose service's
 # command, config mount, /prometheus volume and wget healthcheck are unchanged.
 ARG BASE_IMAGE=debian:bookworm-slim
 FROM ${BASE_IMAGE}
@@ -11,8 +11,8 @@ RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends prometheus wget ca-certificates \
  && rm -rf /var/lib/apt/lists/* \
  && mkdir -p /prometheus /etc/prometheus \
- && chown nobody:nogroup /prometheus
-USER nobody
+ && chown 65534:65534 /prometheus
+USER 65534
 EXPOSE 9090
 VOLUME ["/prometheus"]
 WORKDIR /prometheus

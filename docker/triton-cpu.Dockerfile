@@ -11,6 +11,8 @@ ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
 RUN python3 -m venv /opt/venv \
  && python3 -c "import sysconfig, os, sys; d = sysconfig.get_config_var('LIBDIR'); \
 sys.exit(0 if os.path.exists(os.path.join(d, 'libpython3.11.so.1.0')) else 'no libpython3.11.so.1.0 in ' + d)"
+# TOKENIZERS_PARALLELISM is a tokenizers switch, not a secret (hadolint reads TOKEN as one).
+# hadolint ignore=DL3064
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONPATH=/rig \

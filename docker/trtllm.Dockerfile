@@ -4,7 +4,9 @@
 #   and NVIDIA ModelOpt imports it (Model-Optimizer issue 66).
 # - datasets: FP8 calibration (engines/trtllm/quantize.py) loads its samples with it.
 # The entrypoint stays NVIDIA's (/opt/nvidia/nvidia_entrypoint.sh: CUDA forward compatibility, driver checks).
-FROM nvcr.io/nvidia/tritonserver:25.12-trtllm-python-py3
+# The base image is a build argument like every image's here (docker/*.Dockerfile); NVIDIA's is the default.
+ARG BASE_IMAGE=nvcr.io/nvidia/tritonserver:25.12-trtllm-python-py3
+FROM ${BASE_IMAGE}
 
 # setuptools below 81 keeps pkg_resources, which ModelOpt's import path may still use; datasets follows the
 # image's huggingface_hub (pinning it here would fight the image's own pins on each NGC release).

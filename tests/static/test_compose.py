@@ -136,13 +136,18 @@ def test_triton_serves_the_repository_the_build_job_renders() -> None:
 # UIDs each base image already has (a `useradd --uid N` of one of them fails the build). Ubuntu 24.04 ships
 # user `ubuntu` (1000); nvidia/cuda *-ubuntu24.04 images are built on it (Triton's build.py deletes it too).
 BASE_IMAGE_UIDS = {r"ubuntu:24\.04": {1000}, r"nvidia/cuda:.*-ubuntu24\.04": {1000},
-                   r"python:3\.\d+-slim-bookworm": set(), r"nvcr\.io/nvidia/tritonserver:.*": {1000}}
+                   r"python:3\.\d+-slim-bookworm": set(), r"debian:bookworm-slim": set(),
+                   r"nvcr\.io/nvidia/tritonserver:.*": {1000}}
 NVIDIA_ENTRYPOINT = "/opt/nvidia/nvidia_entrypoint.sh"
 NVIDIA_BASES = re.compile(r"^(nvcr\.io/nvidia/|nvidia/cuda:)")
 
 
 def base_image(dockerfile: Path) -> str:
-    return next(line.split()[1] for line in dockerfile.read_text().splitlines() if line.startswith("FROM "))
+    """The image of the first FROM; ``FROM ${ARG}`` resolves to the ARG's default (the public image a user pulls)."""
+    text = dockerfile.read_text()
+    image = next(line.split()[1] for line in text.splitlines() if line.startswith("FROM "))
+    args = dict(re.findall(r"^ARG (\w+)=(\S+)$", text, re.MULTILINE))
+    return re.sub(r"\$\{(\w+)\}", lambda m: args.get(m.group(1), m.group(0)), image)
 
 
 def useradd_conflicts(text: str, base: str) -> list[int]:
