@@ -29,7 +29,7 @@ GPU_ONLY_JOBS = {"dcgm"}
 def merged(*files: str) -> dict:
     if shutil.which("docker") is None or subprocess.run(["docker", "compose", "version"],
                                                         capture_output=True).returncode != 0:
-        pytest.fail("the docker CLI or its compose plug-in is missing: run `make docker` (Docker Engine and Compose v2)")
+        pytest.fail("the docker CLI or its compose plug-in is missing: run `make docker` (Engine and Compose v2)")
     argv = ["docker", "compose", *[a for f in files for a in ("-f", str(ROOT / f))], "--profile", "*",
             "config", "--format", "json"]
     env = {**os.environ, "GRAFANA_ADMIN_PASSWORD": "static-check", "MODEL_ID": "static/check"}
