@@ -45,6 +45,9 @@ PROMETHEUS = "http://127.0.0.1:9090"
 LOCUST = "http://127.0.0.1:8089"
 SMOKE_PROFILE = "/app/loadgen/profiles/compose-smoke.yaml"
 DRILL_PROFILE = "/app/loadgen/profiles/compose-drill.yaml"
+# The smoke's run may exit 0, or 4 when the validity verdict finds the client late on a busy two-core machine (a
+# timing verdict, shown in summary.json; the smoke checks answers, not timing). Failed requests (3) fail it.
+SMOKE_EXIT_CODES = (0, 4)
 # Each engine's own metrics, as Prometheus must hold them after the smoke (the dashboards' queries read these).
 ENGINE_SERIES = {"baseline": 'hf:requests_total{job="baseline"}', "vllm": 'vllm:e2e_request_latency_seconds_count',
                  "triton": 'nv_inference_request_success{job="triton"}'}
@@ -129,13 +132,23 @@ class Stack:
             states[row["Service"]] = state
         return states
 
+    def exec(self, service: str, *args: str, timeout: float = 900) -> int:
+        """``ARGS`` inside the service's container, with its exit status.
+
+        ``docker exec``, not ``docker compose exec``: Compose 2.40.3 against Engine 20.10 exits 0 whatever the
+        command exited with (seen on these machines), and the smoke checks exit codes."""
+        argv = ["docker", "exec", "-i", self.container(service), *args]
+        print("+ docker exec", service, " ".join(args), flush=True)
+        return subprocess.run(argv, stdin=subprocess.DEVNULL, timeout=timeout).returncode
+
     def loadgen(self, *args: str, timeout: float = 900) -> int:
         """``loadgen ARGS`` inside the loadgen container (on the compose network, by service names)."""
-        return self.run("exec", "-T", "loadgen", "loadgen", *args, check=False, timeout=timeout).returncode
+        return self.exec("loadgen", "loadgen", *args, timeout=timeout)
 
     def fresh(self, folder: str) -> None:
         """Empty a run folder of this project's results volume (loadgen refuses to write over a run)."""
-        self.run("exec", "-T", "loadgen", "rm", "-rf", folder, quiet=True)
+        if self.exec("loadgen", "rm", "-rf", folder) != 0:
+            raise ComposeError(f"could not empty {folder} in the results volume")
 
     def copy_out(self, source: str, dest: Path) -> None:
         dest.mkdir(parents=True, exist_ok=True)
@@ -243,7 +256,7 @@ def smoke(stack: Stack) -> dict[str, Any]:
     checks = smoke_checks(summary, watch.snapshot, {name: series_count(q) for name, q in ENGINE_SERIES.items()},
                           series_count(LOADGEN_TTFT))
     result = {"exit_code": code, "locust": locust, "checks": checks, "timings": stack.timings,
-              "passed": code == 0 and all(c["ok"] for c in checks.values())}
+              "passed": code in SMOKE_EXIT_CODES and all(c["ok"] for c in checks.values())}
     (out / "smoke.json").write_text(json.dumps(result, indent=2) + "\n")
     return result
 
@@ -331,8 +344,8 @@ def drill(stack: Stack, kill_after_s: float = 8.0, recover_timeout_s: float = 90
     # Results live in the named volume: `down` (no -v) and a fresh loadgen container still see them.
     stack.down(volumes=False)
     stack.run("up", "-d", "--no-deps", "loadgen")
-    kept = stack.run("exec", "-T", "loadgen", "test", "-s", "/results/compose-drill/summary.json", check=False)
-    result["results_survive_down_up"] = kept.returncode == 0
+    result["results_survive_down_up"] = stack.exec("loadgen", "test", "-s", "/results/compose-drill/summary.json") == 0
+    result["survival_check_can_fail"] = stack.exec("loadgen", "test", "-s", "/results/no-such-run/summary.json") != 0
     (out / "drill.json").write_text(json.dumps(result, indent=2) + "\n")
     return result
 
@@ -382,7 +395,8 @@ def drill_passed(result: dict[str, Any]) -> bool:
     requests = result.get("requests") or {}
     return (not result["run_hung"] and result["exit_code"] == 3 and result["vllm_health"] == "healthy"
             and result["vllm_restarts"] >= 1 and requests.get("failed", 0) > 0
-            and result["prometheus_up_vllm"]["zeros"] > 0 and result["results_survive_down_up"])
+            and result["prometheus_up_vllm"]["zeros"] > 0 and result["results_survive_down_up"]
+            and result["survival_check_can_fail"])
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from stack.compose import ROOT, Stack, drill, smoke
+from stack.compose import ROOT, SMOKE_EXIT_CODES, Stack, drill, smoke
 
 pytestmark = pytest.mark.timeout(3600)  # a cold build of every image, then vLLM's warm-up, on two cores
 
@@ -36,7 +36,7 @@ def stack() -> Iterator[Stack]:
 def test_the_three_engines_answer_alike_over_every_protocol_and_prometheus_sees_it(stack: Stack) -> None:
     result = smoke(stack)
     failed = {name: check["seen"] for name, check in result["checks"].items() if not check["ok"]}
-    assert failed == {} and result["exit_code"] == 0, json.dumps(result, indent=2)
+    assert failed == {} and result["exit_code"] in SMOKE_EXIT_CODES, json.dumps(result, indent=2)
     summary = json.loads((stack.out / "summary.json").read_text())
     assert set(summary["targets"]) == {"baseline", "baseline-chat", "vllm", "vllm-chat", "triton", "triton-grpc"}
     compared = {name: t["agreement"]["reference"] for name, t in summary["targets"].items() if t.get("agreement")}
@@ -62,7 +62,7 @@ def test_a_killed_vllm_fails_its_requests_cleanly_comes_back_and_the_results_sur
     assert any(not r.get("error") for r in records)  # before the kill, vLLM answered
     assert result["vllm_restarts"] >= 1 and result["vllm_health"] == "healthy", result  # restart: unless-stopped
     assert result["prometheus_up_vllm"]["zeros"] > 0 and result["prometheus_up_vllm"]["ones"] > 0, result
-    assert result["results_survive_down_up"], result
+    assert result["results_survive_down_up"] and result["survival_check_can_fail"], result
 
 
 def test_down_leaves_no_container_network_or_volume(stack: Stack) -> None:
