@@ -19,6 +19,7 @@ from loadgen.cli import main
 from loadgen.config import Profile
 from loadgen.render.html import PLOTS
 from tests.integration.test_loadgen_mock import mock, write_dataset
+from tests.prerequisites import unavailable
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "results" / "test-artifacts"
@@ -27,7 +28,7 @@ ARTIFACTS = ROOT / "results" / "test-artifacts"
 def chromium(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     binary = shutil.which("chromium")
     if binary is None:
-        pytest.fail("chromium is not installed: run `make chromium` (make test does)")
+        unavailable("chromium", "run `make chromium` (make test does)")
     return subprocess.run([binary, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
                            "--virtual-time-budget=20000", "--enable-logging=stderr", "--v=0", *args],
                           capture_output=True, text=True, timeout=timeout)
@@ -61,6 +62,7 @@ def test_report_is_one_self_contained_file(run_dir: Path) -> None:
     assert "Output agreement" in page and "Manifest" in page and "The engines&#x27; side" in page
 
 
+@pytest.mark.binary
 def test_report_renders_in_headless_chromium_without_errors(run_dir: Path) -> None:
     url = (run_dir / "report.html").resolve().as_uri()
     dom = chromium("--dump-dom", url)

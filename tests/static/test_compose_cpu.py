@@ -15,7 +15,9 @@ import pytest
 import yaml
 
 from engines import registry
+from tests.prerequisites import unavailable
 
+pytestmark = pytest.mark.docker  # the docker CLI's compose plug-in merges the files (no daemon needed)
 ROOT = Path(__file__).resolve().parents[2]
 # What may differ per service: images (and how they are built), devices (GPU reservations, and the unlimited
 # memlock that pins host memory for GPU transfers), and the engine's command.
@@ -29,7 +31,7 @@ GPU_ONLY_JOBS = {"dcgm"}
 def merged(*files: str) -> dict:
     if shutil.which("docker") is None or subprocess.run(["docker", "compose", "version"],
                                                         capture_output=True).returncode != 0:
-        pytest.fail("the docker CLI or its compose plug-in is missing: run `make docker` (Engine and Compose v2)")
+        unavailable("the docker CLI or its compose plug-in", "run `make docker` (Engine and Compose v2)")
     argv = ["docker", "compose", *[a for f in files for a in ("-f", str(ROOT / f))], "--profile", "*",
             "config", "--format", "json"]
     env = {**os.environ, "GRAFANA_ADMIN_PASSWORD": "static-check", "MODEL_ID": "static/check"}

@@ -85,5 +85,5 @@ def test_stream_cut_inside_an_event_is_a_protocol_error() -> None:
 
 def test_trailing_newline_only_is_fine() -> None:
     parser = SSEParser()
-    parser.feed(b"data: a\n\n\n")
-    parser.close()
+    assert parser.feed(b"data: a\n\n\n") == [b"a"]
+    parser.close()  # the extra blank line is not a cut event: no SSEProtocolError
