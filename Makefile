@@ -9,8 +9,8 @@ MODEL  := models/smollm2-135m-instruct
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup model vllm triton engines prometheus chromium demo test lint clean preflight docker docker-stop \
-	docker-images compose-smoke
+.PHONY: setup model vllm triton engines prometheus chromium demo test test-fast lint clean preflight docker \
+	docker-stop docker-images compose-smoke
 
 setup: $(STAMP)
 
@@ -80,6 +80,11 @@ demo: model engines prometheus
 
 test: model engines prometheus chromium docker-images
 	$(PY) -m pytest -p no:cacheprovider tests
+
+# The tier a developer runs in a minute after `make setup` alone: no model, engine venv, Debian binary, Docker or
+# real-server test (tests/conftest.py marks them); a prerequisite it cannot find is a skip here, a failure in `make test`.
+test-fast: setup
+	RIG_TEST_TIER=fast $(PY) -m pytest -p no:cacheprovider -q -m "not (model or engines or docker or binary or slow)" tests
 
 # On the GPU host, before `docker compose up`: checks docker, the toolkit, driver, GPU, disk, .env, ports and the
 # TensorRT-LLM image, and writes the side-by-side GPU memory budgets into .env (engines/preflight.py).

@@ -26,7 +26,8 @@ MODEL_DIR = Path(os.environ.get("RIG_MODEL_DIR", ROOT / "models" / "smollm2-135m
 
 TIERS = ("model", "engines", "docker", "binary", "slow")  # registered, with their meaning, in pyproject.toml
 # Folders whose every test needs the same thing; fixtures whose users do.
-FOLDER_TIERS = {"engines": ("engines", "model"), "compose": ("docker",)}
+FOLDER_TIERS = {"engines": ("engines", "model"), "compose": ("docker",),
+                "integration": ("slow",)}  # real servers (the baseline, the mock) under real load: seconds each
 FIXTURE_TIERS = {"model_dir": "model", "tokenizer": "model", "tiny_model_dir": "model"}
 
 

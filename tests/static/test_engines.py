@@ -134,6 +134,7 @@ ECHO_ENGINE = '''
 '''
 
 
+@pytest.mark.slow  # seconds: left out of make test-fast
 def test_a_new_engine_folder_is_registered_and_started_without_any_other_edit(tmp_path: Path) -> None:
     """The real ``engines/`` plus one new folder, and the real CLIs run on it: nothing else changed."""
     shutil.copytree(ROOT / "engines", tmp_path / "engines", ignore=shutil.ignore_patterns("__pycache__"))

@@ -844,6 +844,7 @@ def test_the_loadgen_cli_accepts_the_jobs_arguments(monkeypatch: pytest.MonkeyPa
         _parse_loadgen(["run", "p.yaml", "--shard", "2-4"], monkeypatch)
 
 
+@pytest.mark.slow  # seconds: left out of make test-fast
 def test_locust_accepts_the_master_and_worker_arguments() -> None:
     """Locust's own parser with the rig's plugin options, in a child process (importing Locust patches the
     standard library with gevent, which must not leak into the other tests)."""

@@ -138,6 +138,7 @@ def test_the_image_check_names_the_missing_module_and_flag(host: dict) -> None:
     assert "setuptools: missing" in out and "--use_paged_context_fmha" in out
 
 
+@pytest.mark.slow  # seconds: left out of make test-fast
 def test_precision_disk_token_password_and_ports(host: dict) -> None:
     assert preflight(host, PRECISION="fp4")[1]["TensorRT-LLM precision"] == "FAIL"
     assert preflight(host, "--min-free-gib", "1e12")[1]["free disk for images and engines"] == "FAIL"

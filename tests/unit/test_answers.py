@@ -95,6 +95,7 @@ def sample(rng: random.Random, n: int, shift_ms: float = 0.0) -> list[RequestRec
     return [rec(i, i * 100.0, ttft_ms=rng.lognormvariate(3.9, 0.4) + shift_ms, e2e_ms=400.0) for i in range(n)]
 
 
+@pytest.mark.slow  # seconds: left out of make test-fast
 @pytest.mark.parametrize("statistic", ["ttft_ms.mean", "ttft_ms.p50"])
 def test_identical_distributions_are_called_different_about_5_percent_of_the_time(statistic: str) -> None:
     """Both runs from the same distribution, 300 seeds: the 95% interval excludes 0 in about 5% of

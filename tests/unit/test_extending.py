@@ -125,6 +125,7 @@ def test_a_load_shape_is_one_new_file(tmp_path: Path, mock: str) -> None:
     assert len({r["intended_ns"] for r in records}) == 1  # all due at the same instant
 
 
+@pytest.mark.slow  # seconds: left out of make test-fast
 def test_an_arrival_process_is_one_new_file(tmp_path: Path, mock: str) -> None:
     data = profile(mock, tmp_path, load={"type": "rate", "rate": 100, "arrival": "uniform", "requests": 20})
     refused_today(data, "unknown arrival process 'uniform'")

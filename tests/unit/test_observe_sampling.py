@@ -41,6 +41,7 @@ def burning_tree() -> Iterator[int]:
         proc.wait()
 
 
+@pytest.mark.slow  # seconds: left out of make test-fast
 def test_the_process_tree_counts_the_childrens_cpu_and_memory(burning_tree: int) -> None:
     tree = ProcessTree(burning_tree)
     first = tree.read()
@@ -104,6 +105,7 @@ def page() -> Iterator[tuple[str, Page]]:
         server.shutdown()
 
 
+@pytest.mark.slow  # seconds: left out of make test-fast
 def test_the_observer_samples_at_every_stage_boundary_and_in_between(
         tmp_path: Path, page: tuple[str, Page], burning_tree: int) -> None:
     url, state = page
