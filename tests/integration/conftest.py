@@ -3,28 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import pytest
 
 from engines.baseline.launch import baseline_process
-from stack.process import ManagedProcess, free_port
-
-SERVED = "smollm2"
-# Small on purpose: tests fill it (1 running + 2 waiting) to reach a 429.
-MAX_QUEUE = 2
-
-
-@dataclass
-class Server:
-    url: str
-    process: ManagedProcess
-    model: str = SERVED
-
-    def client(self, timeout: float = 120.0) -> httpx.Client:
-        return httpx.Client(base_url=self.url, timeout=timeout)
+from stack.process import free_port
+from tests.integration.servers import MAX_QUEUE, SERVED, Server
 
 
 @pytest.fixture(scope="session")

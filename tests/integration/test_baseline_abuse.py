@@ -19,8 +19,8 @@ import pytest
 
 from engines.baseline.launch import baseline_process
 from stack.process import free_port
-from tests.integration.conftest import Server
 from tests.integration.helpers import metric, stream
+from tests.integration.servers import Server
 
 STALL_S = 1.0
 DEADLINE_S = 2.0

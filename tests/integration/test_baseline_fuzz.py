@@ -11,7 +11,7 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis import GenerationMode
 
-from tests.integration.conftest import Server
+from tests.integration.servers import Server
 
 MIN_REQUESTS = 500
 EXAMPLES_PER_MODE = 60

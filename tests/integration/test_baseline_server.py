@@ -11,8 +11,8 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.integration.conftest import MAX_QUEUE, Server
 from tests.integration.helpers import metric, raw_request, read_until, stream, wait_for
+from tests.integration.servers import MAX_QUEUE, Server
 
 QUESTION = [{"role": "user", "content": "What is the capital of France?"}]
 LONG = {"max_tokens": 2000, "ignore_eos": True, "temperature": 0}  # minutes of work: only ever cancelled

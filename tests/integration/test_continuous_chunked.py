@@ -17,7 +17,7 @@ from servers.hf.continuous import ContinuousScheduler
 from servers.hf.metrics import ServerMetrics
 from servers.hf.runner import ModelRunner
 from servers.hf.scheduler import NaiveScheduler
-from tests.integration.test_continuous import REQUESTS, drive, make_seq
+from tests.integration.scheduling import REQUESTS, drive, make_seq
 
 BUDGET = 8  # tokens per forward pass: 4 running sequences leave 4 prompt tokens a step
 

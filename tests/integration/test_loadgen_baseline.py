@@ -13,7 +13,7 @@ from loadgen.cli import main
 from loadgen.config import Profile
 from loadgen.sinks.jsonl import read_records
 from stack.process import free_port
-from tests.integration.conftest import Server
+from tests.integration.servers import Server
 
 
 def run_against(out: Path, kind: str, url: str, model: str, tokenizer: Path, *, concurrency: int, requests: int,

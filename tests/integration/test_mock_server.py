@@ -13,7 +13,7 @@ from scipy import stats
 
 from loadgen.sinks.jsonl import read_records
 from tests.integration.helpers import metric, stream
-from tests.integration.test_loadgen_mock import mock, run_mock
+from tests.integration.mock_runs import mock, run_mock
 
 
 def test_shapes_bookkeeping_and_keep_alive(tmp_path: Path) -> None:

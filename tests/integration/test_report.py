@@ -18,7 +18,7 @@ from loadgen.api import run
 from loadgen.cli import main
 from loadgen.config import Profile
 from loadgen.render.html import PLOTS
-from tests.integration.test_loadgen_mock import mock, write_dataset
+from tests.integration.mock_runs import mock, write_dataset
 from tests.prerequisites import unavailable
 
 ROOT = Path(__file__).resolve().parents[2]

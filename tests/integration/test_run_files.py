@@ -29,7 +29,7 @@ from loadgen.observe.resources import RESOURCES_FILE
 from loadgen.observe.server_metrics import SERVER_FILE
 from loadgen.record import ERROR_CLASSES
 from loadgen.summary import Manifest, Summary
-from tests.integration.test_loadgen_mock import mock, mock_profile
+from tests.integration.mock_runs import mock, mock_profile
 
 STATS = {"count", "mean", "std", "min", "p50", "p90", "p95", "p99", "p999", "max"}
 

@@ -28,7 +28,7 @@ from loadgen.selftest import mock_truth
 from loadgen.sinks.jsonl import read_records
 from stack.certs import make_certificates
 from stack.process import ManagedProcess, free_port
-from tests.integration.test_loadgen_mock import mock, run_mock, write_dataset
+from tests.integration.mock_runs import mock, run_mock, write_dataset
 
 KEY = "sk-test-7f3a9c1e5b2d"  # the API key, given through the environment
 HEADER_SECRET = "tenant-secret-41d9e2"  # a secret given literally on the command line

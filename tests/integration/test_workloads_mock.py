@@ -17,7 +17,7 @@ from loadgen import metrics as m
 from loadgen.api import RunResult, load_run, run
 from loadgen.config import Profile
 from loadgen.record import RequestRecord
-from tests.integration.test_loadgen_mock import mock
+from tests.integration.mock_runs import mock
 
 BLOCK = 8  # words per block of the mock's prefix cache
 

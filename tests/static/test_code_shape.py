@@ -5,6 +5,8 @@
   measured that splitting the hot HTTP parser cost nothing, so it gets no exemption.
 - Every registered metric is documented in docs/metrics.md (its summary.json name in
   backticks), so a metric cannot ship without its formula.
+- No test imports another test module or a conftest: shared code lives in helper modules, and a
+  test module is free to change without breaking another.
 """
 
 from __future__ import annotations
@@ -44,3 +46,30 @@ def test_every_registered_metric_is_documented() -> None:
     docs = (ROOT / "docs" / "metrics.md").read_text()
     missing = [name for name in metrics.registered_names() if f"`{name}`" not in docs]
     assert missing == [], f"docs/metrics.md does not document {missing}"
+
+
+def imports_of_test_modules(folder: Path) -> list[str]:
+    """Imports of a test module or a conftest from another file under ``folder`` (shared code lives in helper
+    modules: tests/integration/mock_runs.py, tests/unit/records.py, ...; fixtures reach tests through pytest)."""
+    found = []
+    for path in sorted(folder.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            names = ([node.module or ""] if isinstance(node, ast.ImportFrom)
+                     else [a.name for a in node.names] if isinstance(node, ast.Import) else [])
+            for name in names:
+                leaf = name.rsplit(".", 1)[-1]
+                if name.startswith("tests.") and (leaf.startswith("test_") or leaf == "conftest"):
+                    found.append(f"{path.relative_to(folder.parent)}:{node.lineno} imports {name}")
+    return found
+
+
+def test_no_test_imports_another_test_module() -> None:
+    assert imports_of_test_modules(ROOT / "tests") == []
+
+
+def test_the_import_rule_sees_a_test_importing_a_test(tmp_path: Path) -> None:
+    (tmp_path / "tests").mkdir()
+    (tmp_path / "tests" / "test_a.py").write_text("from tests.unit.test_b import helper\nimport tests.conftest\n"
+                                                  "from tests.unit.records import record\n")
+    assert imports_of_test_modules(tmp_path / "tests") == ["tests/test_a.py:1 imports tests.unit.test_b",
+                                                       "tests/test_a.py:2 imports tests.conftest"]

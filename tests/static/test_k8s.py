@@ -28,7 +28,7 @@ import pytest
 import yaml
 
 from engines import registry
-from tests.static.test_compose import checkout_files, image_files
+from tests.static.build_context import checkout_files, image_files
 
 ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "deploy" / "k8s"

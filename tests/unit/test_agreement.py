@@ -9,21 +9,14 @@ import pytest
 from loadgen.agreement import Agreement, agreement, compare, shared_prefix
 from loadgen.config import load_profile
 from loadgen.record import RequestRecord
-from loadgen.summary import Manifest, build_summary
+from loadgen.summary import build_summary
+from tests.unit.records import manifest
 
 
 def rec(target: str, prompt_id: str, text: str | None, *, ok: bool = True, warmup: bool = False) -> RequestRecord:
     return RequestRecord(target=target, kind="openai-completions", stage=0, stage_name="c1", index=0,
                          prompt_id=prompt_id, intended_ns=0, sent_ns=0, end_ns=10, status=200, warmup=warmup,
                          error=None if ok else "http_5xx", output_tokens=3, output_text=text)
-
-
-def manifest() -> Manifest:
-    """The smallest valid manifest (build_summary copies it into the summary)."""
-    return Manifest.model_validate({
-        "versions": {"loadgen": "test"}, "profile": {}, "targets": [], "seed": 0, "dataset_hash": "0" * 16,
-        "prompts": 0, "host": {"hostname": "h", "platform": "p", "cpus": 1}, "started_at": "now", "command": [],
-        "clock": {"perf_counter_ns": 0, "unix_ns": 0}})
 
 
 def words(text: str) -> list[int]:

@@ -153,7 +153,7 @@ def test_the_summary_carries_the_verdict_and_the_report_shows_its_reasons() -> N
     from loadgen.render import html as html_render
     from loadgen.render.table import notes
     from loadgen.summary import Summary, build_summary
-    from tests.unit.test_agreement import manifest
+    from tests.unit.records import manifest
 
     late = [rec(i, i * 100.0, i * 100.0 + i * 8.0) for i in range(50)]
     summary = build_summary(late, [], manifest(), {})

@@ -7,7 +7,7 @@ import pytest
 
 from loadgen.exporter import LiveMetrics
 from loadgen.record import RequestRecord
-from tests.unit.test_loadgen_metrics import record as metrics_record
+from tests.unit.records import record as metrics_record
 
 
 def record(**overrides) -> RequestRecord:

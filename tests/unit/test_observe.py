@@ -27,7 +27,7 @@ from loadgen.observe.server_metrics import ENGINES, SERVER_FILE, ServerSample, d
 from loadgen.observe.ttft_breakdown import ttft_breakdown
 from loadgen.record import RequestRecord
 from loadgen.summary import build_summary
-from tests.unit.test_agreement import manifest
+from tests.unit.records import manifest
 
 ROOT = Path(__file__).resolve().parents[2]
 
