@@ -6,7 +6,7 @@ function-level import counts: it runs when the function does), relative imports 
 Imports under ``if TYPE_CHECKING:`` never run, so they are left out. A literal
 ``importlib.import_module("x")`` / ``__import__("x")`` counts like ``import x``.
 
-The rules (docs: /work/shared/ARCHITECTURE.md, "Boundaries"):
+The rules (docs/architecture.md, "The rules, and where they are enforced"):
 - ``loadgen`` is light and talks to servers and engines only over the wire: no torch, no
   transformers, nothing from ``servers`` or ``engines``; from ``stack`` only ``stack.process``;
 - ``stack.process`` is the neutral module ``loadgen`` shares with ``stack``: stdlib and third-party
