@@ -145,14 +145,10 @@ def main(argv: list[str] | None = None) -> int:
     environ = dict(os.environ)
     try:
         settings = settings_from(args, environ)
-        if args.compute_capability:
-            capability, gpu_name, source = args.compute_capability, args.gpu_name or "unknown", "given"
-        elif args.dry_run:
+        if args.dry_run and not args.compute_capability:
             print("error: --dry-run needs --compute-capability X.Y (no GPU is asked)", file=sys.stderr)
             return 2
-        else:
-            capability, gpu_name = detect_capability()
-            source = f"nvidia-smi: {gpu_name}"
+        capability, gpu_name, source = gpu_capability(args)
         choice = choose(settings.precision, capability)
     except (ValidationError, CapabilityError) as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -166,44 +162,72 @@ def main(argv: list[str] | None = None) -> int:
     fingerprint = model_fingerprint(settings.model_dir)
     plan = make_plan(settings, choice, engine_key(settings, choice, fingerprint, gpu_name, trtllm_version()))
     repo_dir = args.repository or settings.engines_dir / "repository"
-    fraction = args.kv_cache_free_gpu_mem_fraction or float(environ.get("KV_CACHE_FREE_GPU_MEM_FRACTION") or 0.9)
-    tokenizer_dir = args.tokenizer_dir or Path(environ.get("TOKENIZER_DIR") or settings.model_dir)
-    max_kv_tokens = int(environ["TRTLLM_MAX_KV_TOKENS"]) if environ.get("TRTLLM_MAX_KV_TOKENS") else None
-    repo_settings = repository.RepositorySettings(
-        engine_dir=plan.engine_dir, tokenizer_dir=tokenizer_dir, max_batch_size=settings.max_batch_size,
-        kv_cache_free_gpu_mem_fraction=fraction, max_tokens_in_paged_kv_cache=max_kv_tokens)
+    repo_settings = repository_settings(args, environ, settings, plan)
     if args.dry_run:
-        print("would run:")
-        for line in plan.shell():
-            print(f"  {line}")
-        print(f"would write: {plan.engine_root / MANIFEST} and {settings.engines_dir / MANIFEST}")
-        print(f"would render the Triton model repository: {repo_dir} ({', '.join(repository.MODELS)}; tokenizer "
-              f"{tokenizer_dir}, max_batch_size {settings.max_batch_size}, kv_cache_free_gpu_mem_fraction {fraction}, "
-              f"max_tokens_in_paged_kv_cache {max_kv_tokens or 'unbounded'})")
+        print_dry_run(plan, settings, repo_dir, repo_settings)
         return 0
-
-    previous = None if args.force else existing_manifest(plan)
-    if previous is not None:
-        print(f"engine exists: {plan.engine_dir} (built {previous.get('built_at')}); skipping the build")
-        manifest = previous
-    else:
-        if not (settings.model_dir / "config.json").exists():
-            print(f"error: {settings.model_dir} has no config.json (did the model job run?)", file=sys.stderr)
-            return 2
-        try:
-            seconds = run_plan(plan)
-        except RuntimeError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 1
-        if not args.keep_checkpoint:
-            shutil.rmtree(plan.checkpoint_dir, ignore_errors=True)
-        manifest = make_manifest(settings, choice, plan, gpu_name, round(seconds, 1))
-        (plan.engine_root / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
-        print(f"engine built in {seconds:.0f} s: {plan.engine_dir}")
+    manifest = build_or_reuse(args, settings, choice, plan, gpu_name)
+    if isinstance(manifest, int):
+        return manifest
     (settings.engines_dir / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
     repository.render(repo_dir, repo_settings)
     print(f"Triton model repository: {repo_dir}")
     return 0
+
+
+def gpu_capability(args: argparse.Namespace) -> tuple[str, str, str]:
+    """(compute capability, GPU name, where they came from): given on the command line, else nvidia-smi."""
+    if args.compute_capability:
+        return args.compute_capability, args.gpu_name or "unknown", "given"
+    capability, gpu_name = detect_capability()
+    return capability, gpu_name, f"nvidia-smi: {gpu_name}"
+
+
+def repository_settings(args: argparse.Namespace, environ: dict[str, str], settings: BuildSettings,
+                        plan: BuildPlan) -> repository.RepositorySettings:
+    """The Triton model repository's settings: flags first, then the environment (.env), then defaults."""
+    fraction = args.kv_cache_free_gpu_mem_fraction or float(environ.get("KV_CACHE_FREE_GPU_MEM_FRACTION") or 0.9)
+    tokenizer_dir = args.tokenizer_dir or Path(environ.get("TOKENIZER_DIR") or settings.model_dir)
+    max_kv_tokens = int(environ["TRTLLM_MAX_KV_TOKENS"]) if environ.get("TRTLLM_MAX_KV_TOKENS") else None
+    return repository.RepositorySettings(
+        engine_dir=plan.engine_dir, tokenizer_dir=tokenizer_dir, max_batch_size=settings.max_batch_size,
+        kv_cache_free_gpu_mem_fraction=fraction, max_tokens_in_paged_kv_cache=max_kv_tokens)
+
+
+def print_dry_run(plan: BuildPlan, settings: BuildSettings, repo_dir: Path,
+                  repo: repository.RepositorySettings) -> None:
+    print("would run:")
+    for line in plan.shell():
+        print(f"  {line}")
+    print(f"would write: {plan.engine_root / MANIFEST} and {settings.engines_dir / MANIFEST}")
+    print(f"would render the Triton model repository: {repo_dir} ({', '.join(repository.MODELS)}; tokenizer "
+          f"{repo.tokenizer_dir}, max_batch_size {settings.max_batch_size}, kv_cache_free_gpu_mem_fraction "
+          f"{repo.kv_cache_free_gpu_mem_fraction}, max_tokens_in_paged_kv_cache "
+          f"{repo.max_tokens_in_paged_kv_cache or 'unbounded'})")
+
+
+def build_or_reuse(args: argparse.Namespace, settings: BuildSettings, choice: PrecisionChoice, plan: BuildPlan,
+                   gpu_name: str) -> dict[str, Any] | int:
+    """The engine's manifest: the existing engine's when its key matches (unless --force), else a new build's;
+    an exit status when the build cannot run or fails."""
+    previous = None if args.force else existing_manifest(plan)
+    if previous is not None:
+        print(f"engine exists: {plan.engine_dir} (built {previous.get('built_at')}); skipping the build")
+        return previous
+    if not (settings.model_dir / "config.json").exists():
+        print(f"error: {settings.model_dir} has no config.json (did the model job run?)", file=sys.stderr)
+        return 2
+    try:
+        seconds = run_plan(plan)
+    except RuntimeError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    if not args.keep_checkpoint:
+        shutil.rmtree(plan.checkpoint_dir, ignore_errors=True)
+    manifest = make_manifest(settings, choice, plan, gpu_name, round(seconds, 1))
+    (plan.engine_root / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+    print(f"engine built in {seconds:.0f} s: {plan.engine_dir}")
+    return manifest
 
 
 if __name__ == "__main__":

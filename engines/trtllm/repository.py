@@ -187,6 +187,43 @@ def _bool(value: bool) -> str:
     return "true" if value else "false"
 
 
+def _ensemble_steps() -> str:
+    """The ensemble's scheduling steps: each model with its input and output tensor maps (ENSEMBLE_STEPS)."""
+    steps = ""
+    for model, inputs, outputs in ENSEMBLE_STEPS:
+        steps += f'  step {{\n    model_name: "{model}"\n    model_version: -1\n'
+        steps += "".join(f'    input_map {{ key: "{k}" value: "{v}" }}\n' for k, v in inputs.items())
+        steps += "".join(f'    output_map {{ key: "{k}" value: "{v}" }}\n' for k, v in outputs.items())
+        steps += "  }\n"
+    return steps
+
+
+def _tensorrt_llm_config(s: RepositorySettings, instances: str) -> str:
+    """The tensorrt_llm model: the C++ backend over the engine, with the batching and KV cache settings."""
+    return (
+        "# TensorRT-LLM engine, C++ backend: in-flight fused batching, streaming, paged KV cache.\n"
+        + _header("tensorrt_llm", 'backend: "tensorrtllm"', s, decoupled=True)
+        + f"dynamic_batching {{ max_queue_delay_microseconds: {s.max_queue_delay_microseconds} }}\n"
+        + _tensors("input", TRTLLM_INPUTS) + _tensors("output", TRTLLM_OUTPUTS)
+        + instances
+        + _parameters({
+            "gpt_model_type": "inflight_fused_batching",
+            "gpt_model_path": str(s.engine_dir),
+            "batch_scheduler_policy": s.batch_scheduler_policy,
+            "kv_cache_free_gpu_mem_fraction": str(s.kv_cache_free_gpu_mem_fraction),
+            **({"max_tokens_in_paged_kv_cache": str(s.max_tokens_in_paged_kv_cache)}
+               if s.max_tokens_in_paged_kv_cache else {}),
+            "exclude_input_in_output": "true",
+            "enable_chunked_context": _bool(s.enable_chunked_context),
+            "enable_kv_cache_reuse": _bool(s.enable_kv_cache_reuse),
+            "max_beam_width": "1",
+            # read unconditionally by the backend (guided decoding); empty turns it off
+            "tokenizer_dir": str(s.tokenizer_dir),
+            "guided_decoding_backend": "",
+            "xgrammar_tokenizer_info_path": "",
+        }))
+
+
 def render_configs(s: RepositorySettings) -> dict[str, str]:
     """config.pbtxt text per model."""
     cpu = lambda n: f"instance_group [ {{ count: {n}, kind: KIND_CPU }} ]\n"  # noqa: E731
@@ -201,35 +238,8 @@ def render_configs(s: RepositorySettings) -> dict[str, str]:
                 + _tensors("input", inputs) + _tensors("output", outputs) + cpu(s.tokenizer_instances)
                 + _parameters({**tokenizer, **params}))
 
-    steps = ""
-    for model, inputs, outputs in ENSEMBLE_STEPS:
-        steps += f'  step {{\n    model_name: "{model}"\n    model_version: -1\n'
-        steps += "".join(f'    input_map {{ key: "{k}" value: "{v}" }}\n' for k, v in inputs.items())
-        steps += "".join(f'    output_map {{ key: "{k}" value: "{v}" }}\n' for k, v in outputs.items())
-        steps += "  }\n"
     return {
-        "tensorrt_llm": (
-            "# TensorRT-LLM engine, C++ backend: in-flight fused batching, streaming, paged KV cache.\n"
-            + _header("tensorrt_llm", 'backend: "tensorrtllm"', s, decoupled=True)
-            + f"dynamic_batching {{ max_queue_delay_microseconds: {s.max_queue_delay_microseconds} }}\n"
-            + _tensors("input", TRTLLM_INPUTS) + _tensors("output", TRTLLM_OUTPUTS)
-            + cpu(1)  # the backend places the engine on the GPU itself
-            + _parameters({
-                "gpt_model_type": "inflight_fused_batching",
-                "gpt_model_path": str(s.engine_dir),
-                "batch_scheduler_policy": s.batch_scheduler_policy,
-                "kv_cache_free_gpu_mem_fraction": str(s.kv_cache_free_gpu_mem_fraction),
-                **({"max_tokens_in_paged_kv_cache": str(s.max_tokens_in_paged_kv_cache)}
-                   if s.max_tokens_in_paged_kv_cache else {}),
-                "exclude_input_in_output": "true",
-                "enable_chunked_context": _bool(s.enable_chunked_context),
-                "enable_kv_cache_reuse": _bool(s.enable_kv_cache_reuse),
-                "max_beam_width": "1",
-                # read unconditionally by the backend (guided decoding); empty turns it off
-                "tokenizer_dir": str(s.tokenizer_dir),
-                "guided_decoding_backend": "",
-                "xgrammar_tokenizer_info_path": "",
-            })),
+        "tensorrt_llm": _tensorrt_llm_config(s, cpu(1)),  # the backend places the engine on the GPU itself
         "preprocessing": tokenizer_model(
             "preprocessing", "Text → token ids, stop/bad word lists", PRE_INPUTS, PRE_OUTPUTS,
             {"add_special_tokens": "true"}),
@@ -240,7 +250,7 @@ def render_configs(s: RepositorySettings) -> dict[str, str]:
             "# Text in, text out: preprocessing → tensorrt_llm → postprocessing; streams when `stream` is true.\n"
             + _header("ensemble", 'platform: "ensemble"', s, decoupled=None)
             + _tensors("input", CLIENT_INPUTS) + _tensors("output", CLIENT_OUTPUTS)
-            + "ensemble_scheduling {\n" + steps + "}\n"),
+            + "ensemble_scheduling {\n" + _ensemble_steps() + "}\n"),
         "tensorrt_llm_bls": (
             "# The ensemble's interface as one python model with incremental detokenization\n"
             "# (engines/trtllm/models/tensorrt_llm_bls.py).\n"

@@ -199,8 +199,18 @@ async def _respond(serving: OpenAIServing, request: Request, seq: Sequence, queu
 async def _respond_in_time(serving: OpenAIServing, request: Request, seq: Sequence, queue: asyncio.Queue[Event],
                            req: CompletionRequest | ChatCompletionRequest, chat: bool,
                            deadline: asyncio.TimerHandle | None) -> Response:
-    stream, include_usage, continuous_usage = req.stream, req.include_usage, req.continuous_usage
     created = int(time.time())
+    if req.stream:
+        return _streaming_response(serving, seq, queue, req, chat, deadline, created)
+    return await _whole_response(serving, request, seq, queue, chat, created)
+
+
+def _streaming_response(serving: OpenAIServing, seq: Sequence, queue: asyncio.Queue[Event],
+                        req: CompletionRequest | ChatCompletionRequest, chat: bool,
+                        deadline: asyncio.TimerHandle | None, created: int) -> Response:
+    """SSE chunks as vLLM sends them: a role-only first chunk for chat, one chunk per token event (with usage
+    when ``continuous_usage``), the usage chunk when asked, ``[DONE]``; errors and the deadline end the stream
+    with an error event. A client that stops reading is a stalled stream; one that goes away cancels."""
     base = {"id": seq.request_id, "object": "chat.completion.chunk" if chat else "text_completion",
             "created": created, "model": serving.served_model_name}
 
@@ -209,44 +219,49 @@ async def _respond_in_time(serving: OpenAIServing, request: Request, seq: Sequen
             return {"index": 0, "delta": {"content": text}, "logprobs": None, "finish_reason": finish_reason}
         return {"index": 0, "text": text, "logprobs": None, "finish_reason": finish_reason}
 
-    if stream:
-        async def body() -> AsyncIterator[bytes]:
-            if chat:
-                yield sse_event(_dumps({**base, "choices": [
-                    {"index": 0, "delta": {"role": "assistant", "content": ""}, "logprobs": None,
-                     "finish_reason": None}]}))
-            async for event in _events(queue):
-                if isinstance(event, FinishEvent):
-                    if event.finish_reason == "error":
-                        yield _stream_error(event.message)
-                    elif seq.deadline_exceeded:
-                        yield _stream_error(errors.deadline_message(serving.config.request_timeout_s),
-                                            "timeout", "request_timeout")
-                    break
-                chunk = {**base, "choices": [choice(event.text, event.finish_reason)]}
-                if continuous_usage:  # from the event: the generation thread may be ahead already
-                    prompt = len(seq.prompt_ids)
-                    chunk["usage"] = {"prompt_tokens": prompt, "completion_tokens": event.completion_tokens,
-                                      "total_tokens": prompt + event.completion_tokens}
-                yield sse_event(_dumps(chunk))
-            if include_usage and seq.finish_reason in ("stop", "length"):
-                yield sse_event(_dumps({**base, "choices": [], "usage": serving.usage(seq)}))
-            yield SSE_DONE
+    async def body() -> AsyncIterator[bytes]:
+        if chat:
+            yield sse_event(_dumps({**base, "choices": [
+                {"index": 0, "delta": {"role": "assistant", "content": ""}, "logprobs": None,
+                 "finish_reason": None}]}))
+        async for event in _events(queue):
+            if isinstance(event, FinishEvent):
+                if event.finish_reason == "error":
+                    yield _stream_error(event.message)
+                elif seq.deadline_exceeded:
+                    yield _stream_error(errors.deadline_message(serving.config.request_timeout_s),
+                                        "timeout", "request_timeout")
+                break
+            chunk = {**base, "choices": [choice(event.text, event.finish_reason)]}
+            if req.continuous_usage:  # from the event: the generation thread may be ahead already
+                prompt = len(seq.prompt_ids)
+                chunk["usage"] = {"prompt_tokens": prompt, "completion_tokens": event.completion_tokens,
+                                  "total_tokens": prompt + event.completion_tokens}
+            yield sse_event(_dumps(chunk))
+        if req.include_usage and seq.finish_reason in ("stop", "length"):
+            yield sse_event(_dumps({**base, "choices": [], "usage": serving.usage(seq)}))
+        yield SSE_DONE
 
-        async def body_in_time() -> AsyncIterator[bytes]:
-            try:
-                async for chunk in body():
-                    yield chunk
-            finally:
-                if deadline is not None:
-                    deadline.cancel()
+    async def body_in_time() -> AsyncIterator[bytes]:
+        try:
+            async for chunk in body():
+                yield chunk
+        finally:
+            if deadline is not None:
+                deadline.cancel()
 
-        def stalled() -> None:
-            seq.stream_stalled = True
-            serving.scheduler.cancel(seq)
+    def stalled() -> None:
+        seq.stream_stalled = True
+        serving.scheduler.cancel(seq)
 
-        return SSEResponse(body_in_time(), on_disconnect=lambda: serving.scheduler.cancel(seq),
-                           stall_timeout_s=serving.config.stream_stall_timeout_s, on_stall=stalled)
+    return SSEResponse(body_in_time(), on_disconnect=lambda: serving.scheduler.cancel(seq),
+                       stall_timeout_s=serving.config.stream_stall_timeout_s, on_stall=stalled)
+
+
+async def _whole_response(serving: OpenAIServing, request: Request, seq: Sequence, queue: asyncio.Queue[Event],
+                          chat: bool, created: int) -> Response:
+    """One JSON body when generation ends: 499 when the client left first, the deadline's 408-style error, a 500
+    when generation failed, else the completion with its usage."""
 
     async def collect() -> list[TokenEvent | FinishEvent]:
         return [event async for event in _events(queue)]
@@ -315,6 +330,13 @@ def create_app(config: ServerConfig, runner: ModelRunner | None = None,
     async def models() -> ModelList:
         return ModelList(data=[ModelCard(id=serving.served_model_name, max_model_len=serving.runner.max_model_len)])
 
+    _add_openai_routes(app, serving)
+    return app
+
+
+def _add_openai_routes(app: FastAPI, serving: OpenAIServing) -> None:
+    """The OpenAI endpoints (completions, chat completions) and vLLM's /tokenize."""
+
     @app.post("/v1/completions", responses=ERROR_RESPONSES)
     async def completions(req: CompletionRequest, request: Request) -> Response:
         serving.check_model(req.model)
@@ -344,6 +366,3 @@ def create_app(config: ServerConfig, runner: ModelRunner | None = None,
         else:
             raise errors.bad_request("Send either `prompt` or `messages`.", "prompt")
         return {"count": len(tokens), "max_model_len": serving.runner.max_model_len, "tokens": tokens}
-
-    return app
-
