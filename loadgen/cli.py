@@ -81,15 +81,11 @@ def _share(text: str) -> Share:
         raise argparse.ArgumentTypeError(str(exc)) from exc
 
 
-def overrides_from_args(args: argparse.Namespace) -> list[tuple[str, Any]]:
-    """Translate the shorthand flags into dotted-key overrides (applied before --set)."""
+def _load_overrides(args: argparse.Namespace) -> list[tuple[str, Any]]:
+    """--concurrency/--rate (an explicit load replaces the profile's stages or sweep), --arrival, --burstiness,
+    --requests, --duration."""
     o: list[tuple[str, Any]] = []
-    if args.target:
-        o.append(("targets", [TargetConfig.parse(t).model_dump(exclude_none=True) for t in args.target]))
-    if args.model:
-        o.append(("model", args.model))
     if args.concurrency is not None or args.rate is not None:
-        # An explicit load on the command line replaces the profile's stages or sweep.
         o += [("stages", []), ("sweep", None)]
         if args.concurrency is not None:
             o += [("load.type", "concurrency"), ("load.concurrency", args.concurrency)]
@@ -99,6 +95,17 @@ def overrides_from_args(args: argparse.Namespace) -> list[tuple[str, Any]]:
                       ("requests", "load.requests"), ("duration", "load.duration_s")):
         if getattr(args, flag) is not None:
             o.append((key, getattr(args, flag)))
+    return o
+
+
+def overrides_from_args(args: argparse.Namespace) -> list[tuple[str, Any]]:
+    """Translate the shorthand flags into dotted-key overrides (applied before --set)."""
+    o: list[tuple[str, Any]] = []
+    if args.target:
+        o.append(("targets", [TargetConfig.parse(t).model_dump(exclude_none=True) for t in args.target]))
+    if args.model:
+        o.append(("model", args.model))
+    o += _load_overrides(args)
     simple = {"warmup": "warmup", "input_tokens": "prompts.input_tokens", "output_tokens": "prompts.output_tokens",
               "tokenizer": "prompts.tokenizer", "max_in_flight": "max_in_flight", "out": "out", "workers": "workers"}
     for flag, key in simple.items():

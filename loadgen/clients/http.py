@@ -204,7 +204,7 @@ class Connection:
             self._close()
             self.pool.forget(self)
 
-    def _parse(self, now: int) -> None:
+    def _parse(self, now: int) -> None:  # noqa: C901 (the per-chunk hot path: benchmarks/http_parser.py)
         handler = self._handler
         assert handler is not None
         while True:

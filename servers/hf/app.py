@@ -208,43 +208,12 @@ async def _respond_in_time(serving: OpenAIServing, request: Request, seq: Sequen
 def _streaming_response(serving: OpenAIServing, seq: Sequence, queue: asyncio.Queue[Event],
                         req: CompletionRequest | ChatCompletionRequest, chat: bool,
                         deadline: asyncio.TimerHandle | None, created: int) -> Response:
-    """SSE chunks as vLLM sends them: a role-only first chunk for chat, one chunk per token event (with usage
-    when ``continuous_usage``), the usage chunk when asked, ``[DONE]``; errors and the deadline end the stream
-    with an error event. A client that stops reading is a stalled stream; one that goes away cancels."""
-    base = {"id": seq.request_id, "object": "chat.completion.chunk" if chat else "text_completion",
-            "created": created, "model": serving.served_model_name}
-
-    def choice(text: str, finish_reason: str | None) -> dict[str, Any]:
-        if chat:
-            return {"index": 0, "delta": {"content": text}, "logprobs": None, "finish_reason": finish_reason}
-        return {"index": 0, "text": text, "logprobs": None, "finish_reason": finish_reason}
-
-    async def body() -> AsyncIterator[bytes]:
-        if chat:
-            yield sse_event(_dumps({**base, "choices": [
-                {"index": 0, "delta": {"role": "assistant", "content": ""}, "logprobs": None,
-                 "finish_reason": None}]}))
-        async for event in _events(queue):
-            if isinstance(event, FinishEvent):
-                if event.finish_reason == "error":
-                    yield _stream_error(event.message)
-                elif seq.deadline_exceeded:
-                    yield _stream_error(errors.deadline_message(serving.config.request_timeout_s),
-                                        "timeout", "request_timeout")
-                break
-            chunk = {**base, "choices": [choice(event.text, event.finish_reason)]}
-            if req.continuous_usage:  # from the event: the generation thread may be ahead already
-                prompt = len(seq.prompt_ids)
-                chunk["usage"] = {"prompt_tokens": prompt, "completion_tokens": event.completion_tokens,
-                                  "total_tokens": prompt + event.completion_tokens}
-            yield sse_event(_dumps(chunk))
-        if req.include_usage and seq.finish_reason in ("stop", "length"):
-            yield sse_event(_dumps({**base, "choices": [], "usage": serving.usage(seq)}))
-        yield SSE_DONE
+    """The SSE response (``_sse_chunks``): the deadline's timer ends with the stream; a client that stops
+    reading is a stalled stream, one that goes away cancels its sequence."""
 
     async def body_in_time() -> AsyncIterator[bytes]:
         try:
-            async for chunk in body():
+            async for chunk in _sse_chunks(serving, seq, queue, req, chat, created):
                 yield chunk
         finally:
             if deadline is not None:
@@ -256,6 +225,41 @@ def _streaming_response(serving: OpenAIServing, seq: Sequence, queue: asyncio.Qu
 
     return SSEResponse(body_in_time(), on_disconnect=lambda: serving.scheduler.cancel(seq),
                        stall_timeout_s=serving.config.stream_stall_timeout_s, on_stall=stalled)
+
+
+async def _sse_chunks(serving: OpenAIServing, seq: Sequence, queue: asyncio.Queue[Event],
+                      req: CompletionRequest | ChatCompletionRequest, chat: bool, created: int) -> AsyncIterator[bytes]:
+    """SSE chunks as vLLM sends them: a role-only first chunk for chat, one chunk per token event (with usage
+    when ``continuous_usage``), the usage chunk when asked, ``[DONE]``; an error or the deadline ends the
+    stream with an error event."""
+    base = {"id": seq.request_id, "object": "chat.completion.chunk" if chat else "text_completion",
+            "created": created, "model": serving.served_model_name}
+    if chat:
+        yield sse_event(_dumps({**base, "choices": [
+            {"index": 0, "delta": {"role": "assistant", "content": ""}, "logprobs": None, "finish_reason": None}]}))
+    async for event in _events(queue):
+        if isinstance(event, FinishEvent):
+            if event.finish_reason == "error":
+                yield _stream_error(event.message)
+            elif seq.deadline_exceeded:
+                yield _stream_error(errors.deadline_message(serving.config.request_timeout_s),
+                                    "timeout", "request_timeout")
+            break
+        chunk = {**base, "choices": [_stream_choice(chat, event.text, event.finish_reason)]}
+        if req.continuous_usage:  # from the event: the generation thread may be ahead already
+            prompt = len(seq.prompt_ids)
+            chunk["usage"] = {"prompt_tokens": prompt, "completion_tokens": event.completion_tokens,
+                              "total_tokens": prompt + event.completion_tokens}
+        yield sse_event(_dumps(chunk))
+    if req.include_usage and seq.finish_reason in ("stop", "length"):
+        yield sse_event(_dumps({**base, "choices": [], "usage": serving.usage(seq)}))
+    yield SSE_DONE
+
+
+def _stream_choice(chat: bool, text: str, finish_reason: str | None) -> dict[str, Any]:
+    if chat:
+        return {"index": 0, "delta": {"content": text}, "logprobs": None, "finish_reason": finish_reason}
+    return {"index": 0, "text": text, "logprobs": None, "finish_reason": finish_reason}
 
 
 async def _whole_response(serving: OpenAIServing, request: Request, seq: Sequence, queue: asyncio.Queue[Event],
