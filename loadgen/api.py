@@ -35,7 +35,6 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from loadgen.answers.saturation import SaturationWatch
 from loadgen.clients import RequestSpec, client_class, make_client
 from loadgen.config import Profile, TargetConfig
 from loadgen.cpu import CPU_FILE, CpuSampler, read_samples, write_samples
@@ -44,23 +43,25 @@ from loadgen.manifest import make_manifest
 from loadgen.observe import observer as observe
 from loadgen.observe.observed import Observed, read_observed
 from loadgen.record import RequestRecord
-from loadgen.render import csv as csv_render
-from loadgen.render import html as html_render
-from loadgen.render import table as table_render
+from loadgen.registry import OUTPUTS
+
+# The output formats' files, re-exported: callers name them as api.REPORT_FILE and the like.
+from loadgen.render.csv import CSV_FILE as CSV_FILE
+from loadgen.render.html import REPORT_FILE as REPORT_FILE
+from loadgen.render.output import formats
+from loadgen.render.table import TEXT_FILE as TEXT_FILE
 from loadgen.runner import SOLO, Coordination, FirstGate, LoopLagMonitor, TargetRunner
-from loadgen.share import WHOLE, Share
+from loadgen.scaling.coordinator import Coordinator, WorkerReport, WorkerSamples, read_reports, write_reports
+from loadgen.scaling.share import WHOLE, Share
 from loadgen.sinks.jsonl import LOOP_LAG_FILE, RECORDS_FILE, JsonlSink, read_pairs, read_records, write_pairs
 from loadgen.sources.base import PromptContext, PromptProgress
 from loadgen.summary import Manifest, Summary, build_summary
 from loadgen.targets import check_targets, client_options
-from loadgen.tokens import Counter, LocalTokenizer, PromptError, server_counter
-from loadgen.workers import Coordinator, WorkerReport, WorkerSamples, read_reports, write_reports
+from loadgen.tokens import LocalTokenizer, PromptError, TokenCounter, server_counter
+from loadgen.verdicts.saturation import SaturationWatch
 
 MANIFEST_FILE = "manifest.json"
 SUMMARY_FILE = "summary.json"
-CSV_FILE = "summary.csv"
-TEXT_FILE = "report.txt"
-REPORT_FILE = "report.html"
 
 
 class RunSetupError(ValueError):
@@ -83,7 +84,7 @@ class RunResult:
     out: Path | None = None
     interrupted: bool = False
     cpu: list[tuple[int, int]] = field(default_factory=list)  # (perf_counter_ns, process_time_ns), loadgen.cpu
-    workers: list[WorkerReport] = field(default_factory=list)  # ``--workers N``: one per process (loadgen.workers)
+    workers: list[WorkerReport] = field(default_factory=list)  # one per --workers process (loadgen.scaling)
     worker_samples: list[WorkerSamples] = field(default_factory=list)  # their loop-lag and CPU samples
     observed: Observed = field(default_factory=Observed)  # the engines' samples (loadgen.observe)
 
@@ -112,7 +113,7 @@ def run(profile: Profile, out: Path | None = None, *, argv: Sequence[str] = (),
     """Run ``profile`` against its targets, write the run's files into ``out`` (default: the
     profile's ``out``, else ``results/<timestamp>``) and return the result. Raises
     ``RunSetupError`` before any request when the run cannot start. ``profile.workers`` > 1 runs it
-    in that many processes (``loadgen.workers``); ``share`` runs only this host's share of it
+    in that many processes (``loadgen.scaling.coordinator``); ``share`` runs only this host's share of it
     (``--shard K/N``, merged afterwards with ``loadgen merge``), its first stage at ``start_at``
     (unix seconds)."""
     hooks = hooks or Hooks()
@@ -156,7 +157,7 @@ def run(profile: Profile, out: Path | None = None, *, argv: Sequence[str] = (),
     return result
 
 
-def _in_process(profile: Profile, specs: list[RequestSpec], counter: Counter | None, sink: JsonlSink,
+def _in_process(profile: Profile, specs: list[RequestSpec], counter: TokenCounter | None, sink: JsonlSink,
                 live: LiveMetrics | None, hooks: Hooks, coordination: Coordination) -> RunResult:
     """The run on this process's event loop (the summary and manifest are filled in by ``run``)."""
     loop = _new_event_loop()
@@ -171,7 +172,7 @@ def _in_process(profile: Profile, specs: list[RequestSpec], counter: Counter | N
 
 def _in_workers(profile: Profile, specs: list[RequestSpec], sink: JsonlSink, live: LiveMetrics | None, hooks: Hooks,
                 share: Share, start_at: float | None) -> RunResult:
-    """The run in ``profile.workers`` processes (``loadgen.workers``); records arrive here as they end."""
+    """The run in ``profile.workers`` processes (``loadgen.scaling.coordinator``); records arrive here as they end."""
     total = _request_total(profile)
 
     def on_gate(target: int, stage: int) -> None:
@@ -198,7 +199,7 @@ def _in_workers(profile: Profile, specs: list[RequestSpec], sink: JsonlSink, liv
 
 def run_share(profile: Profile, specs: list[RequestSpec], share: Share, salt_base: int,
               channel: Any) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
-    """A worker process's part of a run (``loadgen.workers``): its share of every stage on its own
+    """A worker process's part of a run (``loadgen.scaling.coordinator``): its share of every stage on its own
     event loop, each record handed to ``channel.record`` as it ends; returns its loop-lag and CPU samples."""
     counter = LocalTokenizer(profile.prompts.tokenizer).count if profile.prompts.tokenizer else None
     loop = _new_event_loop()
@@ -228,7 +229,7 @@ def _checked_targets(profile: Profile) -> set[str]:
 
 
 def build_prompts(profile: Profile, notify: Callable[[str], None] | None = None,
-                  ) -> tuple[list[RequestSpec], Counter | None, dict[str, int]]:
+                  ) -> tuple[list[RequestSpec], TokenCounter | None, dict[str, int]]:
     """The run's request specs, the client-side token counter (None without a local tokenizer), and
     what the source reported about its input (``prompt_stats``: a trace's clipped and skipped rows).
     Every stage checks it can send these prompts (``replay`` needs arrival times) before the run."""
@@ -246,7 +247,7 @@ def build_prompts(profile: Profile, notify: Callable[[str], None] | None = None,
         raise RunSetupError(str(exc)) from exc
 
 
-def _server_counter(profile: Profile) -> Callable[[], Counter] | None:
+def _server_counter(profile: Profile) -> Callable[[], TokenCounter] | None:
     """Token counting at the first target whose API has ``/tokenize``."""
     for target in profile.targets:
         if client_class(target.kind).has_tokenize:
@@ -292,7 +293,7 @@ def _new_event_loop() -> asyncio.AbstractEventLoop:
         return asyncio.new_event_loop()
 
 
-async def _run_targets(profile: Profile, specs: list[RequestSpec], counter: Counter | None,
+async def _run_targets(profile: Profile, specs: list[RequestSpec], counter: TokenCounter | None,
                        sink: Callable[[RequestRecord], None], live: LiveMetrics | None,
                        hooks: Hooks, cpu: CpuSampler | None = None, coordination: Coordination = SOLO,
                        salt_base: int | None = None, lag_listener: Callable[[int], None] | None = None,
@@ -318,7 +319,7 @@ async def _run_targets(profile: Profile, specs: list[RequestSpec], counter: Coun
         runner = _target_runner(profile, target, specs, counter, sinks, live, hooks, salt_base)
         _coordinate(runner, coordination, position)
         watched = {i for i, stage in enumerate(stages) if stage.stop_on_saturation}
-        if watched:  # loadgen.answers.saturation: ends a stage once the server is saturated
+        if watched:  # loadgen.verdicts.saturation: ends a stage once the server is saturated
             runner.sinks = [*runner.sinks, SaturationWatch(watched, runner.end_stage)]
         with _stop_on_signals(runner):
             await runner.client.start()
@@ -335,7 +336,7 @@ async def _run_targets(profile: Profile, specs: list[RequestSpec], counter: Coun
     return records, monitor.samples, interrupted
 
 
-def _target_runner(profile: Profile, target: TargetConfig, specs: list[RequestSpec], counter: Counter | None,
+def _target_runner(profile: Profile, target: TargetConfig, specs: list[RequestSpec], counter: TokenCounter | None,
                    sinks: list[Callable[[RequestRecord], None]], live: LiveMetrics | None,
                    hooks: Hooks, salt_base: int) -> TargetRunner:
     options = client_options(profile, target)
@@ -347,14 +348,12 @@ def _target_runner(profile: Profile, target: TargetConfig, specs: list[RequestSp
 
 
 def _coordinate(runner: TargetRunner, coordination: Coordination, position: int) -> None:
-    """This process's share of the target's stages and the gates that align them (``loadgen.workers``)."""
+    """This process's share of the target's stages and the gates that align them (``loadgen.scaling.coordinator``)."""
     gate, on_start = coordination.gate, coordination.on_start
     runner.share = coordination.share
     runner.gate = (lambda stage: gate(position, stage)) if gate is not None else None
     runner.on_start = (lambda *fields: on_start(position, *fields)) if on_start is not None else None
-    if runner._cap is not None and not coordination.share.whole:  # the in-flight cap is split too
-        runner._cap = max(1, coordination.share.part(runner._cap))
-        runner._gate = asyncio.Semaphore(runner._cap)
+    runner.split_in_flight_cap(coordination.share)  # the in-flight cap is split too
 
 
 class _stop_on_signals:
@@ -401,14 +400,12 @@ def summarize_run(records: Sequence[RequestRecord], lags: Sequence[tuple[int, in
 
 
 def write_outputs(result: RunResult, report: bool = True) -> None:
-    """summary.json, summary.csv, report.txt and (with ``report``) report.html into ``result.out``."""
+    """summary.json, then every registered output format (``OUTPUTS``: summary.csv, report.txt and, with
+    ``report``, report.html) into ``result.out``."""
     assert result.out is not None
     (result.out / SUMMARY_FILE).write_text(result.summary.to_json())
-    csv_render.write_csv(result.summary, result.out / CSV_FILE)
-    (result.out / TEXT_FILE).write_text(table_render.to_text(result.summary))
-    if report:
-        html_render.write(result.records, result.summary, result.loop_lag, result.out / REPORT_FILE,
-                          observed=result.observed)
+    for output in formats(OUTPUTS.items(), report):
+        output.write(result, result.out / output.file)
 
 
 def load_run(path: Path, rebuild: bool = False) -> RunResult:

@@ -175,7 +175,7 @@ class ObserveConfig(StrictModel):
 
 
 class AgreementConfig(StrictModel):
-    """Compare every target's outputs with one target's (``loadgen.agreement``); keeps output texts."""
+    """Compare every target's outputs with one target's (``loadgen.verdicts.agreement``); keeps output texts."""
 
     reference: str = Field(description="the target whose outputs are the reference, e.g. baseline")
     references: dict[str, str] = Field(default_factory=dict, description=(
@@ -197,7 +197,7 @@ class Profile(StrictModel):
     max_in_flight: int | None = Field(default=None, ge=1, description="cap on requests in flight")
     drain_timeout_s: float = Field(default=30.0, ge=0, description="grace for in-flight requests on SIGINT")
     workers: int = Field(default=1, ge=1, le=256, description=(
-        "client processes, each with its own event loop, sharing one schedule (loadgen.workers)"))
+        "client processes, each with its own event loop, sharing one schedule (loadgen.scaling.coordinator)"))
     slo: SLOConfig = SLOConfig()
     agreement: AgreementConfig | None = None
     metrics: MetricsConfig = MetricsConfig()

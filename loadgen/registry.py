@@ -1,4 +1,5 @@
-"""The registries: one per kind of plug-in (client kinds, load shapes, arrival processes, prompt sources).
+"""The registries: one per kind of plug-in (client kinds, load shapes, arrival processes, prompt sources, a run's
+output formats).
 
 Why registries: a new wire API, load shape or prompt source must be one new file, not a new
 branch in the CLI, the config and the runner. Each registry names the package its plug-ins
@@ -75,3 +76,4 @@ CLIENTS: Registry[Any] = Registry("client kind", "loadgen.clients")
 SHAPES: Registry[Any] = Registry("load shape", "loadgen.shapes")
 ARRIVALS: Registry[Any] = Registry("arrival process", "loadgen.arrivals")
 SOURCES: Registry[Any] = Registry("prompt source", "loadgen.sources")
+OUTPUTS: Registry[Any] = Registry("output format", "loadgen.render")  # loadgen.render.output.OutputFormat

@@ -34,15 +34,15 @@ from typing import Any
 
 from loadgen.clients.base import Client, RequestSpec
 from loadgen.record import Attempt, RequestRecord
+from loadgen.scaling.share import WHOLE, Share
 from loadgen.sessions import Session, group_sessions, with_history
 from loadgen.shapes.base import LoadShape
 from loadgen.shapes.concurrency import Concurrency
-from loadgen.share import WHOLE, Share
+from loadgen.tokens import TokenCounter
 
 Sink = Callable[[RequestRecord], None]
-Counter = Callable[[str], int]
 # Where a stage starts: called with the stage index (-1: the warm-up) before it; returns the
-# perf_counter_ns origin that every share of the run uses (``loadgen.workers``), or None for "now".
+# perf_counter_ns origin that every share of the run uses (``loadgen.scaling.coordinator``), or None for "now".
 Gate = Callable[[int], Awaitable[int | None]]
 # A request leaving: (index, stage, stage label, warm-up, intended ns, prompt id).
 StartHook = Callable[[int, int, str, bool, int, str], None]
@@ -54,7 +54,7 @@ SPIN_WINDOW_NS = 2_000_000
 
 @dataclass(frozen=True)
 class Coordination:
-    """How one process takes part in a run split across processes (``loadgen.workers``) or hosts
+    """How one process takes part in a run split across processes (``loadgen.scaling.coordinator``) or hosts
     (``--shard``): its share, the gate before each stage (called with the target's position and the
     stage index), and a hook as each request leaves (the target's position, then ``StartHook``'s)."""
 
@@ -140,7 +140,7 @@ class Budget:
 
 
 def freeze(a: Attempt, spec: RequestSpec, *, target: str, kind: str, index: int, stage: int, stage_name: str,
-           warmup: bool, counter: Counter | None = None, keep_text: bool = False) -> RequestRecord:
+           warmup: bool, counter: TokenCounter | None = None, keep_text: bool = False) -> RequestRecord:
     """The record of a finished attempt (one definition for the runner and the Locust front end):
     chunk times become offsets from ``sent_ns``; the client-side token count, when ``counter`` is given."""
     client_output = client_prompt = mismatch = None
@@ -168,11 +168,11 @@ def freeze(a: Attempt, spec: RequestSpec, *, target: str, kind: str, index: int,
 
 class TargetRunner:
     """Runs the warm-up and every stage of a profile against one target (or its ``share`` of them,
-    see ``loadgen.share``; ``gate`` aligns stage starts across the shares)."""
+    see ``loadgen.scaling.share``; ``gate`` aligns stage starts across the shares)."""
 
     def __init__(self, target: str, client: Client, prompts: Sequence[RequestSpec], sinks: Sequence[Sink], *,
                  seed: int = 0, max_in_flight: int | None = None, drain_timeout_s: float = 30.0,
-                 client_counter: Counter | None = None, keep_output_text: bool = False, salt_base: int = 0,
+                 client_counter: TokenCounter | None = None, keep_output_text: bool = False, salt_base: int = 0,
                  on_issue: Callable[[str], None] | None = None,
                  on_stage: Callable[[str, str], None] | None = None,
                  share: Share = WHOLE, gate: Gate | None = None, on_start: StartHook | None = None) -> None:
@@ -197,6 +197,12 @@ class TargetRunner:
         self._issued = 0
         self._in_flight: set[asyncio.Future[object]] = set()
         self._ended_stages: set[int] = set()  # stages told to stop issuing (``end_stage``: saturation)
+
+    def split_in_flight_cap(self, share: Share) -> None:
+        """Run only ``share`` of ``max_in_flight`` (``--workers``/``--shard``: each process its part of the cap)."""
+        if self._cap is not None and not share.whole:
+            self._cap = max(1, share.part(self._cap))
+            self._gate = asyncio.Semaphore(self._cap)
 
     @property
     def stopped(self) -> bool:

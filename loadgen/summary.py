@@ -27,14 +27,14 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from loadgen import metrics as m
-from loadgen.agreement import Agreement, Tokenize, agreement, reference_of
-from loadgen.answers.saturation import saturated
-from loadgen.answers.validity import Validity, verdict
 from loadgen.observe.observed import Observed
 from loadgen.observe.resources import Resources
 from loadgen.observe.server_metrics import ServerBlock
 from loadgen.observe.ttft_breakdown import TtftBreakdown
 from loadgen.record import RequestRecord
+from loadgen.verdicts.agreement import Agreement, Tokenize, agreement, reference_of
+from loadgen.verdicts.saturation import saturated
+from loadgen.verdicts.validity import Validity, verdict
 
 
 class RequestCounts(BaseModel):
@@ -43,12 +43,12 @@ class RequestCounts(BaseModel):
     by_error: dict[str, int]
 
 
-class _Metrics(BaseModel):
+class Metrics(BaseModel):
     """Base of ``MetricsBlock``: the request counts, and access to metrics by registered name."""
 
     model_config = ConfigDict(extra="forbid")
     requests: RequestCounts
-    # Stages only: the saturation rule (loadgen.answers.saturation) held on the stage's records; with
+    # Stages only: the saturation rule (loadgen.verdicts.saturation) held on the stage's records; with
     # ``stop_on_saturation`` the stage ended there. Absent on the all-stages block and in older runs.
     saturated: bool | None = None
     # The engine's side (loadgen.observe): absent when the target's engine was not observed.
@@ -63,8 +63,8 @@ class _Metrics(BaseModel):
         return getattr(self, name)  # type: ignore[no-any-return]
 
 
-MetricsBlock: type[_Metrics] = create_model(  # type: ignore[call-overload]
-    "MetricsBlock", __base__=_Metrics,
+MetricsBlock: type[Metrics] = create_model(  # type: ignore[call-overload]
+    "MetricsBlock", __base__=Metrics,
     **{d.name: (m.Stats | None, None) for d in m.DISTRIBUTIONS},
     **{a.name: (float | None, None) for a in m.AGGREGATES},
 )
@@ -76,7 +76,7 @@ class TargetSummary(MetricsBlock):  # type: ignore[valid-type,misc]
     # Multi-turn runs only (absent otherwise): ``ttft_ms`` of the successful requests of each turn
     # index ("1" = sessions' first turns), over all stages: what a prefix cache does to later turns.
     ttft_ms_by_turn: dict[str, m.Stats] | None = None
-    # Whether the client kept its schedule (loadgen.answers.validity); absent in runs from before it.
+    # Whether the client kept its schedule (loadgen.verdicts.validity); absent in runs from before it.
     validity: Validity | None = None
 
 
@@ -132,7 +132,7 @@ class WorkerReport(BaseModel):
 class Summary(BaseModel):
     manifest: Manifest
     targets: dict[str, TargetSummary]
-    workers: list[WorkerReport] | None = None  # ``--workers N``: each process (loadgen.workers); absent otherwise
+    workers: list[WorkerReport] | None = None  # each --workers process (loadgen.scaling); absent otherwise
 
     def to_json(self) -> str:
         # exclude_unset keeps "agreement" off the reference target, as the first release wrote it.
@@ -140,7 +140,7 @@ class Summary(BaseModel):
 
 
 def summarize(records: Sequence[RequestRecord], loop_lags_ms: Sequence[float],
-              slo: dict[str, float | None]) -> _Metrics:
+              slo: dict[str, float | None]) -> Metrics:
     """The metrics block for one set of records (warm-up requests are dropped here)."""
     records = m.measured(records)
     ok = sum(1 for r in records if r.ok)

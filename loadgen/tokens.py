@@ -18,7 +18,7 @@ from loadgen.clients.base import ClientOptions
 from loadgen.clients.tls import tls_context
 from loadgen.headers import scrub
 
-Counter = Callable[[str], int]
+TokenCounter = Callable[[str], int]  # text -> its token count (a tokenizer's or the server's own)
 
 
 class PromptError(RuntimeError):
@@ -62,7 +62,7 @@ class LocalTokenizer:
         return sorted(set(words))
 
 
-def server_counter(url: str, model: str, options: ClientOptions | None = None) -> Counter:
+def server_counter(url: str, model: str, options: ClientOptions | None = None) -> TokenCounter:
     """Count tokens with a server's /tokenize (vLLM's API), without special tokens; with the target's
     headers (its API key) and TLS settings when ``options`` are given."""
     headers = dict(options.headers) if options else {}

@@ -25,8 +25,8 @@ from rich.console import Console
 
 from engines import registry
 from loadgen.api import Hooks, RunSetupError, run
+from loadgen.cli.progress import ProgressBar
 from loadgen.config import Profile, load_profile
-from loadgen.render.progress import ProgressBar
 from loadgen.render.table import print_summary, side_by_side, to_plain
 from stack.local import EngineEndpoint, parse_engines, running
 from stack.process import EngineStartError, ManagedProcess, free_port

@@ -29,10 +29,10 @@ from typing import Literal
 from pydantic import BaseModel
 
 from loadgen import metrics as m
-from loadgen.answers.validity import Validity, verdict
 from loadgen.api import RunResult
 from loadgen.record import RequestRecord
 from loadgen.summary import lags_within
+from loadgen.verdicts.validity import Validity, verdict
 
 RESAMPLES = 2000
 SEED = 0

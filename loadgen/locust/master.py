@@ -36,9 +36,9 @@ from loadgen.locust.plan import PlanError, plan
 from loadgen.manifest import make_manifest
 from loadgen.record import RequestRecord
 from loadgen.render import table as table_render
+from loadgen.scaling.coordinator import WorkerSamples, process_report, write_reports
 from loadgen.sinks.jsonl import LOOP_LAG_FILE, RECORDS_FILE, JsonlSink, write_pairs
 from loadgen.summary import Manifest, WorkerReport
-from loadgen.workers import WorkerSamples, process_report, write_reports
 
 log = logging.getLogger("loadgen.locust")
 

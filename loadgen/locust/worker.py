@@ -46,7 +46,7 @@ from loadgen.record import RequestRecord
 from loadgen.registry import SHAPES
 from loadgen.sinks.jsonl import RECORDS_FILE, JsonlSink
 from loadgen.targets import client_options
-from loadgen.tokens import Counter
+from loadgen.tokens import TokenCounter
 
 log = logging.getLogger("loadgen.locust")
 FLUSH_S = 0.2
@@ -146,7 +146,7 @@ class RigWorker:
         self.run: Run | None = None
         self.client: HTTPStreamClient | None = None
         self.specs: list[RequestSpec] = []
-        self.counter: Counter | None = None
+        self.counter: TokenCounter | None = None
         self.state: StepState | None = None
         self.issued = 0
         self.in_flight = 0

@@ -11,7 +11,11 @@ from pathlib import Path
 from typing import Any
 
 from loadgen import metrics as m
+from loadgen.registry import OUTPUTS
+from loadgen.render.output import OutputFormat
 from loadgen.summary import Summary
+
+CSV_FILE = "summary.csv"  # in the run folder (the OUTPUTS registry writes it)
 
 CSV_STATS = ("mean", "p50", "p90", "p99", "max")
 
@@ -33,3 +37,6 @@ def write_csv(summary: Summary, path: Path) -> None:
                     row += [getattr(s, stat) if s is not None else "" for stat in CSV_STATS]
                 row += [v if (v := data.value(a.name)) is not None else "" for a in m.AGGREGATES]
                 writer.writerow(row)
+
+
+OUTPUTS.register("csv")(OutputFormat(CSV_FILE, lambda run, path: write_csv(run.summary, path)))

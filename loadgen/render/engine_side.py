@@ -18,7 +18,7 @@ from loadgen.observe.resources import MB, PREFERENCE, ResourceSample, cpu_rates
 from loadgen.observe.ttft_breakdown import PARTS
 from loadgen.record import RequestRecord
 from loadgen.render.table import Table
-from loadgen.summary import Summary, _Metrics
+from loadgen.summary import Metrics, Summary
 
 PART_NAMES = {"send_lag_ms": "client send lag", "connect_ms": "connect", "queue_ms": "server queue",
               "prefill_ms": "prefill", "delivery_ms": "delivery", "unsplit_ms": "not split by the engine"}
@@ -113,7 +113,7 @@ def ttft_bars(summary: Summary) -> go.Figure:
     return fig
 
 
-def _gauge(block: _Metrics, name: str) -> str:
+def _gauge(block: Metrics, name: str) -> str:
     g = getattr(block.server, name) if block.server is not None else None
     return "-" if g is None else f"{g.mean:.2f} / {g.max:.2f}"
 

@@ -34,9 +34,13 @@ from plotly.offline import get_plotlyjs
 from loadgen import metrics as m
 from loadgen.observe.observed import Observed
 from loadgen.record import RequestRecord
+from loadgen.registry import OUTPUTS
 from loadgen.render import engine_side
+from loadgen.render.output import OutputFormat
 from loadgen.render.table import Table, summary_table, to_html, validity_banner
 from loadgen.summary import Summary
+
+REPORT_FILE = "report.html"  # in the run folder (the OUTPUTS registry writes it)
 
 NICE_BINS_S = (0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0)
 PLOTS = ("ttft_cdf", "itl_cdf", "e2e_cdf", "throughput_time", "latency_throughput", "errors", "overhead",
@@ -299,3 +303,7 @@ throughput per second of wall-clock time over each target's or stage's window.</
 def write(records: Sequence[RequestRecord], summary: Summary, loop_lag: Sequence[tuple[int, int]],
           path: Path, observed: Observed | None = None) -> None:
     path.write_text(render(records, summary, loop_lag, observed), encoding="utf-8")
+
+
+OUTPUTS.register("html")(OutputFormat(REPORT_FILE, lambda run, path: write(
+    run.records, run.summary, run.loop_lag, path, observed=run.observed), report=True))

@@ -17,8 +17,12 @@ from rich.console import Console
 from rich.table import Table as RichTable
 
 from loadgen import metrics as m
-from loadgen.answers.validity import THRESHOLDS
-from loadgen.summary import Summary, _Metrics
+from loadgen.registry import OUTPUTS
+from loadgen.render.output import OutputFormat
+from loadgen.summary import Metrics, Summary
+from loadgen.verdicts.validity import THRESHOLDS
+
+TEXT_FILE = "report.txt"  # in the run folder (the OUTPUTS registry writes it)
 
 TITLE = "Client-side measurements (ms; formulas in docs/metrics.md)"
 LAG_WARNING_MS = THRESHOLDS.loop_lag_p99_ms
@@ -32,7 +36,7 @@ class Table:
     left: int = 2  # the first ``left`` columns are labels (left-aligned)
 
 
-def _cells(block: _Metrics) -> list[str]:
+def _cells(block: Metrics) -> list[str]:
     cells = []
     for d in m.DISTRIBUTIONS:
         s = block.stats(d.name)
@@ -76,7 +80,7 @@ def side_by_side(summary: Summary, columns: tuple[tuple[str, str, str | None], .
     return table
 
 
-def _one(data: _Metrics | None, name: str, stat: str | None) -> str:
+def _one(data: Metrics | None, name: str, stat: str | None) -> str:
     if data is None:
         return "-"
     if stat is None:
@@ -133,7 +137,7 @@ def worker_lines(summary: Summary) -> list[tuple[str, str]]:
 
 
 def validity_banner(summary: Summary) -> list[str]:
-    """One line per target whose validity verdict is false (loadgen.answers.validity), with its reasons."""
+    """One line per target whose validity verdict is false (loadgen.verdicts.validity), with its reasons."""
     return [f"INVALID MEASUREMENT for {target}: {'; '.join(block.validity.reasons)}"
             for target, block in summary.targets.items() if block.validity is not None and not block.validity.valid]
 
@@ -187,3 +191,6 @@ def to_html(table: Table) -> str:
     head = "".join(f"<th>{html.escape(c)}</th>" for c in table.columns)
     body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in table.rows)
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+OUTPUTS.register("text")(OutputFormat(TEXT_FILE, lambda run, path: path.write_text(to_text(run.summary))))

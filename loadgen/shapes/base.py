@@ -27,7 +27,7 @@ class LoadShape(StrictModel):
     requests: int | None = Field(default=None, ge=1)
     duration_s: float | None = Field(default=None, gt=0)
     stop_on_saturation: bool = Field(default=False, description=(
-        "end the stage once the server is saturated (loadgen.answers.saturation; docs/metrics.md)"))
+        "end the stage once the server is saturated (loadgen.verdicts.saturation; docs/metrics.md)"))
 
     preconnect: int | None = Field(default=None, ge=0, description=(
         "connections to open before the stage's first request; default: a closed loop's concurrency, "

@@ -30,7 +30,7 @@ class JsonlSink:
         self.written += 1
 
     def write_line(self, line: bytes) -> None:
-        """A record already serialised by another process (``loadgen.workers``), as one line."""
+        """A record already serialised by another process (``loadgen.scaling.coordinator``), as one line."""
         self._file.write(line.decode())
         self._file.flush()
         self.written += 1

@@ -17,7 +17,7 @@ from pydantic import Field
 
 from loadgen.basemodel import StrictModel
 from loadgen.clients.base import RequestSpec
-from loadgen.tokens import COMMON_WORDS, Counter, LocalTokenizer, PromptError
+from loadgen.tokens import COMMON_WORDS, LocalTokenizer, PromptError, TokenCounter
 
 
 class PromptProgress:
@@ -47,7 +47,7 @@ class PromptContext:
 
     seed: int
     tokenizer: LocalTokenizer | None
-    server_counter: Callable[[], Counter] | None = None
+    server_counter: Callable[[], TokenCounter] | None = None
     stats: dict[str, int] = field(default_factory=dict)
     progress: PromptProgress | None = None  # told as prompts are built (a long build shows it is moving)
 
@@ -56,7 +56,7 @@ class PromptContext:
         if self.progress is not None:
             self.progress(done, total)
 
-    def exact_counter(self) -> tuple[Counter, Sequence[str]]:
+    def exact_counter(self) -> tuple[TokenCounter, Sequence[str]]:
         """A token counter and words that are one token each (with a leading space), for prompts of
         exact length: the local tokenizer's, else the server's ``/tokenize`` over common words."""
         if self.tokenizer is not None:

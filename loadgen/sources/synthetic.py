@@ -25,7 +25,7 @@ from pydantic import Field, model_validator
 from loadgen.clients.base import SALT_TOKENS, RequestSpec
 from loadgen.registry import SOURCES
 from loadgen.sources.base import PromptContext, PromptSource
-from loadgen.tokens import Counter, PromptError
+from loadgen.tokens import PromptError, TokenCounter
 
 # Salt words: this many verified single-token words at most (64**4 distinct salts at least).
 SALT_VOCABULARY = 256
@@ -49,7 +49,7 @@ class Synthetic(PromptSource):
         counter, words = context.exact_counter()
         return self.prompts(context.seed, counter, words, context.built)
 
-    def prompts(self, seed: int, counter: Counter, words: Sequence[str],
+    def prompts(self, seed: int, counter: TokenCounter, words: Sequence[str],
                 built: Callable[[int, int], None] | None = None) -> list[RequestSpec]:
         if not words:
             raise PromptError("no single-token words to build prompts from")
@@ -65,7 +65,7 @@ class Synthetic(PromptSource):
         return specs
 
 
-def salt_vocabulary(counter: Counter, words: Sequence[str]) -> tuple[str, ...]:
+def salt_vocabulary(counter: TokenCounter, words: Sequence[str]) -> tuple[str, ...]:
     """Up to ``SALT_VOCABULARY`` words that count as exactly one token with a leading space."""
     found: list[str] = []
     for word in words:
@@ -79,7 +79,7 @@ def salt_vocabulary(counter: Counter, words: Sequence[str]) -> tuple[str, ...]:
     return tuple(found)
 
 
-def exact_prompt(tokens: int, rng: random.Random, counter: Counter, words: Sequence[str]) -> str:
+def exact_prompt(tokens: int, rng: random.Random, counter: TokenCounter, words: Sequence[str]) -> str:
     """Random words, trimmed or padded one word at a time until the text counts exactly ``tokens``
     (rarely needed: a word pair merged or split)."""
     chosen = [rng.choice(words) for _ in range(tokens)]

@@ -32,7 +32,7 @@ from loadgen.clients.base import RequestSpec
 from loadgen.registry import SOURCES
 from loadgen.sources.base import PromptContext, PromptSource
 from loadgen.sources.rows import csv_rows, integer, jsonl_objects, real, row_error
-from loadgen.tokens import Counter, PromptError
+from loadgen.tokens import PromptError, TokenCounter
 
 
 @dataclass(frozen=True)
@@ -155,7 +155,7 @@ class Trace(PromptSource):
         new_input = max(1, min(row.input_tokens, limit - row.output_tokens))
         return TraceRow(row.line, row.t_s, new_input, limit - new_input, row.hash_ids)
 
-    def spec(self, row: TraceRow, at_s: float, blocks: BlockText, counter: Counter | None) -> RequestSpec:
+    def spec(self, row: TraceRow, at_s: float, blocks: BlockText, counter: TokenCounter | None) -> RequestSpec:
         text = blocks.prompt(row)
         count = counter(text) if counter is not None else row.input_tokens
         if count != row.input_tokens:
@@ -172,7 +172,7 @@ class BlockText:
     the first ``CHECKED_ROWS`` whole prompts confirm (counting every prompt of a production trace,
     millions of tokens, would take minutes)."""
 
-    def __init__(self, seed: int, block_tokens: int, words: Sequence[str], counter: Counter) -> None:
+    def __init__(self, seed: int, block_tokens: int, words: Sequence[str], counter: TokenCounter) -> None:
         self.seed = seed
         self.size = block_tokens
         self.words = words

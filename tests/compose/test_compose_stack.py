@@ -54,7 +54,7 @@ def test_the_three_engines_answer_alike_over_every_protocol_and_prometheus_sees_
 def test_a_killed_vllm_fails_its_requests_cleanly_comes_back_and_the_results_survive(stack: Stack) -> None:
     result = drill(stack)
     assert not result["run_hung"], result
-    assert result["exit_code"] == 3, result  # failed requests (loadgen/outcome.py EXIT_FAILED)
+    assert result["exit_code"] == 3, result  # failed requests (loadgen/cli/exit_codes.py EXIT_FAILED)
     records = [json.loads(line) for line in (stack.out / "drill" / "records.jsonl").read_text().splitlines()]
     failed = [r for r in records if r.get("error")]
     assert failed and all(r["error"] in {"connect", "stream_error", "protocol", "timeout"} for r in failed), failed

@@ -15,7 +15,7 @@ import pytest
 from loadgen import metrics as m
 from loadgen.api import load_run, run
 from loadgen.cli import main
-from loadgen.engine_manifest import load_engine_manifests
+from loadgen.cli.engine_builds import load_engine_manifests
 from loadgen.selftest import mock_truth
 from loadgen.sinks.jsonl import read_records
 from stack.process import free_port

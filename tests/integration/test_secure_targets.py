@@ -21,8 +21,8 @@ from tritonclient.grpc import service_pb2, service_pb2_grpc
 from loadgen import metrics as m
 from loadgen.api import RECORDS_FILE, RunSetupError, run
 from loadgen.cli import main
+from loadgen.cli.exit_codes import EXIT_FAILED
 from loadgen.config import Profile
-from loadgen.outcome import EXIT_FAILED
 from loadgen.record import RequestRecord
 from loadgen.selftest import mock_truth
 from loadgen.sinks.jsonl import read_records

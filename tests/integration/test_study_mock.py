@@ -18,9 +18,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from loadgen.answers import study_report as render
 from loadgen.answers.study import TABLE_C, StudyResult
 from loadgen.cli import main
-from loadgen.render import study as render
 from loadgen.selftest import running_mock
 
 REPS = 2

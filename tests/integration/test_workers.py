@@ -19,12 +19,12 @@ from typing import Any
 import pytest
 
 from loadgen import api
+from loadgen.answers.merge import MergeError, merge
 from loadgen.cli import main
+from loadgen.cli.exit_codes import EXIT_INVALID
 from loadgen.config import Profile
-from loadgen.merge import MergeError, merge
-from loadgen.outcome import EXIT_INVALID
+from loadgen.scaling.share import Share
 from loadgen.selftest import running_mock
-from loadgen.share import Share
 from tests.integration.helpers import interrupt_after
 
 ROOT = Path(__file__).resolve().parents[2]

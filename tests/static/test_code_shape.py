@@ -77,3 +77,25 @@ def test_the_import_rule_sees_a_test_importing_a_test(tmp_path: Path) -> None:
                                                   "from tests.unit.records import record\n")
     assert imports_of_test_modules(tmp_path / "tests") == ["tests/test_a.py:1 imports tests.unit.test_b",
                                                        "tests/test_a.py:2 imports tests.conftest"]
+
+
+def private_imports(root: Path, packages: tuple[str, ...] = ("loadgen", "servers", "engines", "stack")) -> list[str]:
+    """``from <rig module> import _name`` anywhere in the rig: a module's private names are its own."""
+    found = []
+    for package in packages:
+        for path in sorted((root / package).rglob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text(), str(path))):
+                if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] in packages:
+                    found += [f"{path.relative_to(root)}:{node.lineno} imports {node.module}.{a.name}"
+                              for a in node.names if a.name.startswith("_") and not a.name.startswith("__")]
+    return found
+
+
+def test_no_module_imports_another_modules_private_names() -> None:
+    assert private_imports(ROOT) == []
+
+
+def test_the_private_name_rule_sees_one(tmp_path: Path) -> None:
+    (tmp_path / "loadgen" / "render").mkdir(parents=True)
+    (tmp_path / "loadgen" / "render" / "table.py").write_text("from loadgen.summary import Summary, _Metrics\n")
+    assert private_imports(tmp_path, ("loadgen",)) == ["loadgen/render/table.py:1 imports loadgen.summary._Metrics"]

@@ -315,5 +315,6 @@ def test_the_copy_reader_resolves_workdir_flags_and_json_form() -> None:
                                        (["loadgen"], "/app/loadgen", False),
                                        (["engines/__init__.py"], "/rig/engines/__init__.py", False)]
     shipped = image_files(text, "")
-    assert shipped["/app/pyproject.toml"] == "pyproject.toml" and shipped["/app/loadgen/cli.py"] == "loadgen/cli.py"
+    assert shipped["/app/pyproject.toml"] == "pyproject.toml"
+    assert shipped["/app/loadgen/cli/run.py"] == "loadgen/cli/run.py"
     assert shipped["/rig/engines/__init__.py"] == "engines/__init__.py"

@@ -12,7 +12,11 @@ The rules (docs/architecture.md, "The rules, and where they are enforced"):
 - ``stack.process`` is the neutral module ``loadgen`` shares with ``stack``: stdlib and third-party
   packages only (and ``stack/__init__.py``, which ``import stack.process`` runs, likewise);
 - ``servers`` import none of ``loadgen``, ``engines``, ``stack``;
-- no import cycle between the rig's modules (tests left out).
+- no import cycle between the rig's modules (tests left out), and none between the load generator's packages
+  and top-level modules taken as units (``loadgen.api``, ``loadgen.render``, ...);
+- the load generator's layers: ``cli`` on top (nothing imports it), then ``answers`` (built on finished runs:
+  the run core never imports them), then ``api`` and the run core, with ``render``, ``scaling`` and
+  ``verdicts`` under ``api`` and ``verdicts`` under ``summary``.
 """
 
 from __future__ import annotations
@@ -41,16 +45,19 @@ class Import:
 
 @dataclass(frozen=True)
 class Rule:
-    """Modules within ``scope`` (the module itself with ``exact``, else it and everything under it)
-    may not import anything within ``forbids``, except what lies within ``allows``."""
+    """Modules within ``scope`` (the module itself with ``exact``, else it and everything under it, but for what
+    lies within ``exempt``) may not import anything within ``forbids``, except what lies within ``allows``."""
 
     scope: str
     forbids: tuple[str, ...]
     why: str
     allows: tuple[str, ...] = ()
     exact: bool = False
+    exempt: tuple[str, ...] = ()
 
     def applies_to(self, module: str) -> bool:
+        if any(within(module, e) for e in self.exempt):
+            return False
         return module == self.scope if self.exact else within(module, self.scope)
 
     def breaks(self, target: str) -> bool:
@@ -67,6 +74,17 @@ RULES = (
          why="stack.process is the neutral module loadgen shares: stdlib and third-party packages only"),
     Rule("stack", FIRST_PARTY, exact=True,
          why="`import stack.process` runs stack/__init__.py, so it must stay as neutral as stack.process"),
+    # The load generator's layers, top to bottom (docs/architecture.md): cli → answers → api → the run core.
+    Rule("loadgen", ("loadgen.cli",), exempt=("loadgen.cli",),
+         why="the command line is the top layer: it imports everything and nothing imports it"),
+    Rule("loadgen", ("loadgen.answers",), exempt=("loadgen.answers", "loadgen.cli"),
+         why="answers are built on finished runs: the run core never imports them"),
+    Rule("loadgen.verdicts", ("loadgen.api", "loadgen.runner", "loadgen.summary", "loadgen.render", "loadgen.scaling"),
+         why="a run's verdicts sit under its summary: they read records, metrics and CPU samples only"),
+    Rule("loadgen.render", ("loadgen.api", "loadgen.scaling"),
+         why="the run's renderers sit under api, which writes a run's files with them"),
+    Rule("loadgen.scaling", ("loadgen.api", "loadgen.render"),
+         why="the coordinator of --workers sits under api, which starts it"),
 )
 
 
@@ -228,6 +246,38 @@ def check(modules: Mapping[str, Sequence[Import]], rules: Sequence[Rule], first_
 # -- the rig -----------------------------------------------------------------------------------------
 
 
+def unit_cycles(modules: Mapping[str, Sequence[Import]], package: str = "loadgen") -> list[str]:
+    """Import cycles between the units of ``package`` (each subpackage or top-level module taken as one), e.g.
+    ``loadgen.api`` → ``loadgen.render`` → ``loadgen.api`` even when no two modules import each other."""
+
+    def unit(module: str) -> str:
+        return ".".join(module.split(".")[:2])
+
+    graph: dict[str, set[str]] = {}
+    for module, found in modules.items():
+        if not within(module, package):
+            continue
+        graph.setdefault(unit(module), set())
+        for i in found:
+            if within(i.target, package) and i.target in modules and unit(i.target) != unit(module):
+                graph[unit(module)].add(unit(i.target))
+                graph.setdefault(unit(i.target), set())
+    return [" → ".join(_path_back(graph, members)) for members in _cycles(graph)]
+
+
+def test_no_loop_between_the_load_generators_packages() -> None:
+    assert unit_cycles(scan(ROOT, FIRST_PARTY)) == []
+
+
+def test_the_unit_check_sees_a_loop_between_packages(tmp_path: Path) -> None:
+    (tmp_path / "loadgen" / "render").mkdir(parents=True)
+    for path, text in {"__init__.py": "", "api.py": "from loadgen.render import table\n",
+                       "render/__init__.py": "", "render/table.py": "",
+                       "render/progress.py": "from loadgen.api import run\n"}.items():
+        (tmp_path / "loadgen" / path).write_text(text)
+    assert unit_cycles(scan(tmp_path, ("loadgen",))) == ["loadgen.api → loadgen.render → loadgen.api"]
+
+
 def test_the_rig_keeps_its_dependency_rules() -> None:
     problems = check(scan(ROOT, FIRST_PARTY), RULES, FIRST_PARTY)
     assert not problems, "\n".join(["dependency rules broken:", *problems])
@@ -319,6 +369,17 @@ def test_checker_catches_an_import_of_a_missing_module(tmp_path: Path) -> None:
     ("stack.local", "loadgen.api", False),
     ("stack", "stack.local", True),
     ("engines.vllm", "loadgen.api", False),
+    ("loadgen.api", "loadgen.cli.progress", True),  # the layers (planted violations)
+    ("loadgen.render.table", "loadgen.cli.exit_codes", True),
+    ("loadgen.cli.run", "loadgen.cli.progress", False),
+    ("loadgen.summary", "loadgen.answers.compare", True),
+    ("loadgen.answers.search", "loadgen.api", False),
+    ("loadgen.cli.answers", "loadgen.answers.search", False),
+    ("loadgen.verdicts.validity", "loadgen.summary", True),
+    ("loadgen.summary", "loadgen.verdicts.validity", False),
+    ("loadgen.render.html", "loadgen.api", True),
+    ("loadgen.scaling.coordinator", "loadgen.api", True),
+    ("loadgen.api", "loadgen.scaling.coordinator", False),
 ])
 def test_the_rules_say_what_the_architecture_says(module: str, target: str, broken: bool) -> None:
     assert bool(check({module: [Import(module, "x.py", 1, target)]}, RULES, ())) is broken

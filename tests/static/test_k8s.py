@@ -815,17 +815,18 @@ def _in_image(path: str) -> Path:
 def _parse_loadgen(argv: list[str], monkeypatch: pytest.MonkeyPatch) -> Any:
     """The real ``loadgen`` CLI's parser on ``argv``, with the commands replaced by a recorder (nothing runs)."""
     from loadgen import cli
+    from loadgen.cli import merge, run
 
     seen: list[Any] = []
-    monkeypatch.setattr(cli, "cmd_run", lambda args: seen.append(args) or 0)
-    monkeypatch.setattr(cli, "cmd_merge", lambda args: seen.append(args) or 0)
+    monkeypatch.setattr(run, "cmd_run", lambda args: seen.append(args) or 0)
+    monkeypatch.setattr(merge, "cmd_merge", lambda args: seen.append(args) or 0)
     assert cli.main(argv) == 0
     return seen[0]
 
 
 def test_the_loadgen_cli_accepts_the_jobs_arguments(monkeypatch: pytest.MonkeyPatch) -> None:
     from loadgen.config import load_profile
-    from loadgen.share import Share
+    from loadgen.scaling.share import Share
 
     job, merge = find(RENDERED["loadgen"], "Job", "loadgen"), find(RENDERED["loadgen-merge"], "Job", "loadgen-merge")
     shards = job["spec"]["completions"]

@@ -19,7 +19,7 @@ from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2
 
 from engines.trtllm import repository
-from loadgen.engine_manifest import describe, load_engine_manifests
+from loadgen.cli.engine_builds import describe, load_engine_manifests
 
 ROOT = Path(__file__).resolve().parents[2]
 

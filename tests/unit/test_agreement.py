@@ -6,10 +6,10 @@ import json
 
 import pytest
 
-from loadgen.agreement import Agreement, agreement, compare, shared_prefix
 from loadgen.config import load_profile
 from loadgen.record import RequestRecord
 from loadgen.summary import build_summary
+from loadgen.verdicts.agreement import Agreement, agreement, compare, shared_prefix
 from tests.unit.records import manifest
 
 

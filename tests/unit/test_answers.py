@@ -9,10 +9,10 @@ import random
 import pytest
 
 from loadgen.answers import compare as c
-from loadgen.answers.saturation import RULE, saturated
-from loadgen.answers.validity import THRESHOLDS, achieved_ratio, verdict
 from loadgen.cpu import cpu_share
 from loadgen.record import RequestRecord
+from loadgen.verdicts.saturation import RULE, saturated
+from loadgen.verdicts.validity import THRESHOLDS, achieved_ratio, verdict
 
 MS = 1_000_000
 

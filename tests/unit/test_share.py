@@ -1,10 +1,10 @@
-"""``loadgen.share``: N shares together send exactly what one process would."""
+"""``loadgen.scaling.share``: N shares together send exactly what one process would."""
 
 from __future__ import annotations
 
 import pytest
 
-from loadgen.share import Share
+from loadgen.scaling.share import Share
 
 
 @pytest.mark.parametrize("n", [1, 2, 3, 7])

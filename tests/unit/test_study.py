@@ -13,8 +13,8 @@ import pytest
 from scipy import stats
 
 from loadgen.answers import study as st
-from loadgen.answers.study_command import study_path
 from loadgen.answers.study_config import GridConfig, StudyError, StudySection, load_study, resolve_engine_targets
+from loadgen.cli.study import study_path
 from loadgen.config import Profile, TargetConfig
 
 STUDIES = Path(__file__).resolve().parents[2] / "loadgen" / "studies"
@@ -205,7 +205,7 @@ def test_a_study_file_needs_its_section_and_one_stage(tmp_path: Path) -> None:
 
 
 def test_a_frame_fits_the_means_only_when_an_interval_runs_far_past_them() -> None:
-    from loadgen.render.study import LineChart, Series, y_range
+    from loadgen.answers.study_report import LineChart, Series, y_range
 
     wide = LineChart("n", "t", "x", "y", [Series("a", [1, 2], [10.0, 20.0], [-50.0, 15.0], [70.0, 25.0])])
     assert y_range(wide) == (0.0, 28.0)

@@ -11,11 +11,12 @@ from pydantic import ValidationError
 
 from loadgen import metrics as m
 from loadgen.api import RunSetupError, run
-from loadgen.cli import explain, main
+from loadgen.cli import main
+from loadgen.cli.exit_codes import EXIT_FAILED, EXIT_INVALID, outcome
+from loadgen.cli.run import explain
 from loadgen.clients.endpoint import HTTP_SCHEMES, parse_url
 from loadgen.config import Profile, load_profile
 from loadgen.headers import REDACTED, parse_header, redact, secrets_of
-from loadgen.outcome import EXIT_FAILED, EXIT_INVALID, outcome
 from loadgen.record import RequestRecord
 from loadgen.sources.base import PromptProgress
 from loadgen.sources.synthetic import Synthetic
@@ -123,7 +124,7 @@ def test_exit_status_follows_failed_requests_and_validity() -> None:
     assert outcome(summary, max_failed_ratio=0.25).code in (0, EXIT_INVALID)
     assert outcome(build_summary([], [], manifest, {})).code == EXIT_FAILED  # nothing measured
     target = summary.targets["t"]
-    assert target.validity is not None  # the verdict of loadgen.answers.validity
+    assert target.validity is not None  # the verdict of loadgen.verdicts.validity
     target.validity = target.validity.model_copy(update={"valid": False, "reasons": ["send lag"]})
     assert outcome(summary, max_failed_ratio=0.25).code == EXIT_INVALID
     target.validity = target.validity.model_copy(update={"valid": True, "reasons": []})

@@ -1,7 +1,7 @@
 """``loadgen search`` and ``loadgen compare``: argument parsing and printing only.
 
-Why apart from ``loadgen/cli.py``: each answer is its own command built on runs; ``cli.main``
-registers these parsers and hands the parsed arguments here. Exit status: 0 done; 1 a ``--fail-if``
+The answers themselves (``loadgen/answers/``) are built on finished runs; this module only turns arguments into
+calls and results into output. Exit status: 0 done; 1 a ``--fail-if``
 rule held with significance (compare); 2 bad input, or a run that cannot be compared.
 """
 
@@ -16,11 +16,11 @@ from rich.console import Console
 
 from loadgen import api
 from loadgen.answers import compare as c
+from loadgen.answers import compare_report as compare_render
 from loadgen.answers import search as s
+from loadgen.answers import search_report as search_render
 from loadgen.config import load_profile, parse_assignment
 from loadgen.registry import UnknownPluginError
-from loadgen.render import compare as compare_render
-from loadgen.render import search as search_render
 from loadgen.render.table import to_rich
 
 EXIT_FAIL_IF = 1
@@ -28,8 +28,10 @@ EXIT_BAD_INPUT = 2
 console = Console(stderr=True)
 
 
-def add_parsers(sub: argparse._SubParsersAction) -> None:
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    """``search`` and ``compare`` (the answers built on runs: ``loadgen/answers/``)."""
     p = sub.add_parser("search", help="the highest rate (or concurrency) at which an SLO holds")
+    p.set_defaults(func=cmd_search)
     p.add_argument("profile", type=Path, help="YAML profile: targets, prompts, and one stage giving its length")
     p.add_argument("--slo", required=True, help="ttft_p99_ms=X,tpot_p99_ms=Y[,e2e_p99_ms=Z]")
     p.add_argument("--goodput", type=float, help="also require this share of requests to meet every limit")
@@ -40,6 +42,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, help="output folder (default results/search-<timestamp>)")
     p.add_argument("--set", action="append", default=[], metavar="dotted.key=value")
     q = sub.add_parser("compare", help="run B against run A, with bootstrap confidence intervals")
+    q.set_defaults(func=cmd_compare)
     q.add_argument("run_a", type=Path)
     q.add_argument("run_b", type=Path)
     q.add_argument("--metric", action="append", default=[], help=f"default: {' '.join(c.DEFAULT_METRICS)}")
@@ -88,12 +91,3 @@ def cmd_compare(args: argparse.Namespace) -> int:
         (args.out / "compare.html").write_text(compare_render.to_html_report(comp))
         (args.out / "compare.json").write_text(comp.model_dump_json(indent=2) + "\n")
     return EXIT_FAIL_IF if comp.failed_rules else 0
-
-
-def dispatch(args: argparse.Namespace) -> int | None:
-    """The exit status when ``args`` is one of these commands, else None."""
-    if args.command == "search":
-        return cmd_search(args)
-    if args.command == "compare":
-        return cmd_compare(args)
-    return None

@@ -15,10 +15,10 @@ from rich.console import Console
 
 from loadgen import api
 from loadgen.answers import study as s
+from loadgen.answers import study_report as study_render
 from loadgen.answers.study_config import DEFAULT_STACK_STATE, StudyError, load_study
 from loadgen.config import parse_assignment
 from loadgen.registry import UnknownPluginError
-from loadgen.render import study as study_render
 
 EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
@@ -28,6 +28,7 @@ console = Console(stderr=True)
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("study", help="a grid of runs: each metric against each axis, speedups, the seed tables")
+    p.set_defaults(func=cmd_study)
     p.add_argument("profile", help="study file (a profile with a `study:` section), or the name of one in "
                                    f"loadgen/studies/ ({', '.join(sorted(f.stem for f in STUDIES.glob('*.yaml')))})")
     p.add_argument("--out", type=Path, help="output folder (default results/study-<name>-<timestamp>)")

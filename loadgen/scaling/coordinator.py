@@ -1,8 +1,8 @@
 """``loadgen run --workers N``: one schedule, N processes, one set of records.
 
 Why processes: one asyncio loop is one core, and a client whose core is busy stamps late
-(docs/selftest.md). Each worker is ``python -m loadgen.worker``: it runs its share of every
-stage (``loadgen.share``: open-loop arrivals dealt round-robin on one clock, closed-loop
+(docs/selftest.md). Each worker is ``python -m loadgen.cli.worker``: it runs its share of every
+stage (``loadgen.scaling.share``: open-loop arrivals dealt round-robin on one clock, closed-loop
 concurrency split) with its own event loop, its own connections, loop-lag monitor and CPU
 sampler. The parent builds the prompts once, keeps the only records.jsonl and the live
 exporter, and aligns the stages: before each target's warm-up and each stage every worker
@@ -49,7 +49,7 @@ from loadgen.clients.base import RequestSpec
 from loadgen.config import Profile
 from loadgen.cpu import cpu_share
 from loadgen.record import RequestRecord
-from loadgen.share import Share
+from loadgen.scaling.share import Share
 from loadgen.summary import WorkerReport
 
 # How far ahead of "all ready" a stage's origin is set: the time to deliver the go line to
@@ -154,7 +154,7 @@ class Coordinator:
 
     def _spawn(self, number: int) -> _Worker:
         share = self.share.split(self.workers, number)
-        proc = subprocess.Popen([sys.executable, "-m", "loadgen.worker"], stdin=subprocess.PIPE,
+        proc = subprocess.Popen([sys.executable, "-m", "loadgen.cli.worker"], stdin=subprocess.PIPE,
                                 stdout=subprocess.PIPE, env={**os.environ, "PYTHONUNBUFFERED": "1"})
         job = pickle.dumps(WorkerJob(self.profile, self.specs, share, self.salt_base, number))
         assert proc.stdin is not None

@@ -1,8 +1,8 @@
-"""One worker process of ``loadgen run --workers N`` (``python -m loadgen.worker``).
+"""One worker process of ``loadgen run --workers N`` (``python -m loadgen.cli.worker``).
 
-Its parent (``loadgen.workers.Coordinator``) sends the job and the stage gates on stdin; it runs
+Its parent (``loadgen.scaling.coordinator.Coordinator``) sends the job and the stage gates on stdin; it runs
 its share with the same run loop as a single process (``loadgen.api.run_share``) and sends back
-records and control lines on stdout (the protocol is described in ``loadgen.workers``).
+records and control lines on stdout (the protocol is described in ``loadgen.scaling.coordinator``).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import orjson
 
 from loadgen import api
 from loadgen.record import RequestRecord
-from loadgen.workers import LAG_BATCH, WorkerJob
+from loadgen.scaling.coordinator import LAG_BATCH, WorkerJob
 
 
 class _Channel:
@@ -59,7 +59,7 @@ class _Channel:
 
 
 def worker_main() -> int:
-    """``python -m loadgen.worker``: read the job, run the share, report. stdout is the protocol:
+    """``python -m loadgen.cli.worker``: read the job, run the share, report. stdout is the protocol:
     anything else printed goes to stderr."""
     out_fd = os.dup(1)
     os.dup2(2, 1)

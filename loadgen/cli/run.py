@@ -1,5 +1,4 @@
-"""``loadgen run | report | merge | selftest | search | compare | study`` — the command line of the load generator
-(search and compare: ``loadgen/answers/commands.py``)."""
+"""``loadgen run``: the run command's flags, their translation into profile overrides, and the run itself."""
 
 from __future__ import annotations
 
@@ -12,26 +11,23 @@ from pydantic import ValidationError
 from rich.console import Console
 
 from loadgen import api
-from loadgen.answers import commands as answers
-from loadgen.answers import study_command
+from loadgen.cli.engine_builds import EngineManifestError, describe, load_engine_manifests
+from loadgen.cli.exit_codes import EXIT_FAILED, EXIT_INTERRUPTED, outcome
+from loadgen.cli.progress import ProgressBar
 from loadgen.config import DELETE, SLOConfig, TargetConfig, load_profile, parse_assignment
-from loadgen.engine_manifest import EngineManifestError, describe, load_engine_manifests
 from loadgen.headers import parse_header
-from loadgen.merge import MergeError, merge
-from loadgen.outcome import EXIT_FAILED, outcome
 from loadgen.registry import ARRIVALS, CLIENTS, UnknownPluginError
-from loadgen.render.progress import ProgressBar
 from loadgen.render.table import print_summary
-from loadgen.share import WHOLE, Share
+from loadgen.scaling.share import WHOLE, Share
 
-EXIT_INTERRUPTED = 130
 console = Console(stderr=True)
 
 
 # -- arguments -------------------------------------------------------------------------------
 
-def _run_parser(sub: argparse._SubParsersAction) -> None:
+def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("run", help="run a load profile against one or more targets")
+    p.set_defaults(func=cmd_run)
     p.add_argument("profile", nargs="?", type=Path, help="YAML profile (see loadgen/profiles/)")
     p.add_argument("--target", action="append", default=[], metavar="NAME=KIND@URL",
                    help=f"a server to load; KIND is one of {', '.join(CLIENTS.names())} (repeatable)")
@@ -182,66 +178,3 @@ def cmd_run(args: argparse.Namespace) -> int:
     if verdict.message:
         console.print(f"[red]{verdict.message}[/red]")
     return verdict.code
-
-
-# -- report ----------------------------------------------------------------------------------
-
-def cmd_report(args: argparse.Namespace) -> int:
-    """Validate a saved run (every file, naming the field that is wrong), then render it again."""
-    try:
-        result = api.load_run(args.dir, rebuild=True)
-    except api.RunFormatError as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        return 2
-    api.write_outputs(result)
-    print_summary(result.summary, Console())
-    console.print(f"report: {args.dir / api.REPORT_FILE}")
-    return 0
-
-
-def cmd_merge(args: argparse.Namespace) -> int:
-    """Merge the run folders of ``--shard K/N`` runs into one run (``loadgen.merge``)."""
-    try:
-        result = merge(args.out, args.shards, notify=console.print)
-    except MergeError as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        return 2
-    print_summary(result.summary, Console())
-    console.print(f"merged {len(args.shards)} shards, {len(result.records)} records: {args.out / api.REPORT_FILE}")
-    return 0
-
-
-# -- entry -----------------------------------------------------------------------------------
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="loadgen", description="Load generator for LLM inference servers.")
-    sub = parser.add_subparsers(dest="command", required=True)
-    _run_parser(sub)
-    report = sub.add_parser("report", help="re-render the summary of a run from its records")
-    report.add_argument("dir", type=Path)
-    merged = sub.add_parser("merge", help="merge the run folders of --shard K/N runs into one run")
-    merged.add_argument("out", type=Path, help="output folder of the merged run")
-    merged.add_argument("shards", type=Path, nargs="+", help="the shards' run folders")
-    selftest = sub.add_parser("selftest", help="measure this client against the synthetic server")
-    selftest.add_argument("--quick", action="store_true", help="smaller figures, for tests")
-    answers.add_parsers(sub)  # search, compare (loadgen/answers/commands.py)
-    study_command.add_parser(sub)  # study (loadgen/answers/study_command.py)
-    args = parser.parse_args(argv)
-    answered = answers.dispatch(args)
-    if answered is not None:
-        return answered
-    if args.command == "study":
-        return study_command.cmd_study(args)
-    if args.command == "run":
-        return cmd_run(args)
-    if args.command == "report":
-        return cmd_report(args)
-    if args.command == "merge":
-        return cmd_merge(args)
-    from loadgen.selftest import main as selftest_main
-
-    return selftest_main(quick=args.quick)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

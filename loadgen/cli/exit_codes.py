@@ -8,7 +8,7 @@ so a pipeline could not tell a dead target from a good run. Now:
   request is worth a look, and a run that expects some (fault injection, an overload sweep) says
   how many it accepts with ``--max-failed-ratio``;
 - ``EXIT_INVALID`` (4): the requests were fine but the measurement is not (the validity verdict,
-  ``loadgen.answers.validity``, found the client late, lagging or saturated on some target);
+  ``loadgen.verdicts.validity``, found the client late, lagging or saturated on some target);
 - 0 otherwise. (Bad input is 2 and SIGINT 130, as before.)
 """
 
@@ -20,6 +20,7 @@ from loadgen.summary import Summary
 
 EXIT_FAILED = 3
 EXIT_INVALID = 4
+EXIT_INTERRUPTED = 130  # SIGINT/SIGTERM: what finished is kept
 
 
 @dataclass(frozen=True)

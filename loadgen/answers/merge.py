@@ -18,10 +18,10 @@ from pathlib import Path
 
 from loadgen import api
 from loadgen.record import RequestRecord
-from loadgen.share import Share
+from loadgen.scaling.coordinator import WorkerSamples, process_report, write_reports
+from loadgen.scaling.share import Share
 from loadgen.sinks.jsonl import LOOP_LAG_FILE, RECORDS_FILE, write_pairs
 from loadgen.summary import Manifest, WorkerReport
-from loadgen.workers import WorkerSamples, process_report, write_reports
 
 
 class MergeError(ValueError):
