@@ -40,8 +40,8 @@ from loadgen.config import Profile, TargetConfig
 from loadgen.cpu import CPU_FILE, CpuSampler, read_samples, write_samples
 from loadgen.exporter import LiveMetrics
 from loadgen.manifest import make_manifest
-from loadgen.observe import observer as observe
-from loadgen.observe.observed import Observed, read_observed
+from loadgen.observe import sampler as observe
+from loadgen.observe.summary_blocks import Observed, read_observed
 from loadgen.record import RequestRecord
 from loadgen.registry import OUTPUTS
 

@@ -27,9 +27,9 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from loadgen import metrics as m
-from loadgen.observe.observed import Observed
 from loadgen.observe.resources import Resources
 from loadgen.observe.server_metrics import ServerBlock
+from loadgen.observe.summary_blocks import Observed
 from loadgen.observe.ttft_breakdown import TtftBreakdown
 from loadgen.record import RequestRecord
 from loadgen.verdicts.agreement import Agreement, Tokenize, agreement, reference_of

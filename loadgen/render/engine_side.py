@@ -13,8 +13,8 @@ from collections.abc import Sequence
 import plotly.graph_objects as go
 
 from loadgen import metrics as m
-from loadgen.observe.observed import Observed
 from loadgen.observe.resources import MB, PREFERENCE, ResourceSample, cpu_rates
+from loadgen.observe.summary_blocks import Observed
 from loadgen.observe.ttft_breakdown import PARTS
 from loadgen.record import RequestRecord
 from loadgen.render.table import Table

@@ -32,7 +32,7 @@ import plotly.graph_objects as go
 from plotly.offline import get_plotlyjs
 
 from loadgen import metrics as m
-from loadgen.observe.observed import Observed
+from loadgen.observe.summary_blocks import Observed
 from loadgen.record import RequestRecord
 from loadgen.registry import OUTPUTS
 from loadgen.render import engine_side

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from loadgen.observe.observed import Observed
+from loadgen.observe.summary_blocks import Observed
 from loadgen.record import RequestRecord
 from loadgen.summary import Summary
 

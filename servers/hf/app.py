@@ -27,6 +27,7 @@ from servers.hf.config import ServerConfig
 from servers.hf.kv_cache import BudgetTooSmall
 from servers.hf.limits import BodyLimit
 from servers.hf.metrics import ServerMetrics
+from servers.hf.naive import make_scheduler
 from servers.hf.protocol import (
     ChatCompletionRequest,
     ChatMessage,
@@ -37,7 +38,6 @@ from servers.hf.protocol import (
     TokenizeRequest,
 )
 from servers.hf.runner import ModelRunner, default_linear_kernel, default_threads
-from servers.hf.scheduler import make_scheduler
 from servers.hf.scheduler_base import QueueFull, Scheduler
 from servers.hf.sequence import Event, FinishEvent, SamplingParams, Sequence, TokenEvent
 from servers.hf.streaming import SSE_DONE, ClientDisconnected, SSEResponse, sse_event, unless_disconnected

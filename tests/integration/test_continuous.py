@@ -18,8 +18,8 @@ from engines.baseline.launch import baseline_process
 from servers.hf.continuous import ContinuousScheduler
 from servers.hf.kv_cache import BudgetTooSmall
 from servers.hf.metrics import ServerMetrics
+from servers.hf.naive import NaiveScheduler
 from servers.hf.runner import ModelRunner
-from servers.hf.scheduler import NaiveScheduler
 from stack.process import free_port
 from tests.integration.helpers import metric, stream
 from tests.integration.scheduling import REQUESTS, drive, make_seq

@@ -12,8 +12,8 @@ import pytest
 
 from servers.hf.continuous import ContinuousScheduler
 from servers.hf.metrics import ServerMetrics
+from servers.hf.naive import default_kv_cache_tokens, make_scheduler
 from servers.hf.runner import ModelRunner
-from servers.hf.scheduler import default_kv_cache_tokens, make_scheduler
 from servers.hf.scheduler_base import QueueFull
 from servers.hf.sequence import SamplingParams, Sequence
 

@@ -15,8 +15,8 @@ import torch
 from servers.hf import chunked
 from servers.hf.continuous import ContinuousScheduler
 from servers.hf.metrics import ServerMetrics
+from servers.hf.naive import NaiveScheduler
 from servers.hf.runner import ModelRunner
-from servers.hf.scheduler import NaiveScheduler
 from tests.integration.scheduling import REQUESTS, drive, make_seq
 
 BUDGET = 8  # tokens per forward pass: 4 running sequences leave 4 prompt tokens a step

@@ -287,7 +287,7 @@ def test_the_scan_sees_the_rig() -> None:
     """Guards the test above against passing because it read nothing."""
     modules = scan(ROOT, FIRST_PARTY)
     assert {"loadgen", "loadgen.cli", "servers.hf.app"} <= modules.keys()
-    assert any(i.target == "servers.hf.scheduler" for i in modules["servers.hf.app"])
+    assert any(i.target == "servers.hf.naive" for i in modules["servers.hf.app"])
 
 
 # -- the checker catches what it should (a planted package) --------------------------------------------

@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 
 from loadgen import metrics as m
-from loadgen.observe.observed import Observed, read_observed
 from loadgen.observe.prom import From, parse, total
 from loadgen.observe.resources import (
     MB,
@@ -24,6 +23,7 @@ from loadgen.observe.resources import (
 )
 from loadgen.observe.samples import in_window, read_samples
 from loadgen.observe.server_metrics import ENGINES, SERVER_FILE, ServerSample, detect, read_series, server_block, wanted
+from loadgen.observe.summary_blocks import Observed, read_observed
 from loadgen.observe.ttft_breakdown import ttft_breakdown
 from loadgen.record import RequestRecord
 from loadgen.summary import build_summary

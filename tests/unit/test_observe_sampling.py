@@ -15,9 +15,9 @@ from pathlib import Path
 import psutil
 import pytest
 
-from loadgen.observe.observed import read_observed
-from loadgen.observe.observer import Observer, Watch, default_metrics_url
 from loadgen.observe.resources import ProcessTree
+from loadgen.observe.sampler import Observer, Watch, default_metrics_url
+from loadgen.observe.summary_blocks import read_observed
 
 # A parent that sleeps while its child burns CPU: only a tree walk sees the work.
 BURNING_CHILD = ("import subprocess, sys, time\n"

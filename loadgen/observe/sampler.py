@@ -28,7 +28,6 @@ from typing import Any
 import httpx
 import psutil
 
-from loadgen.observe.observed import Observed
 from loadgen.observe.prom import Samples, parse
 from loadgen.observe.resources import (
     DCGM_SAMPLES,
@@ -43,6 +42,7 @@ from loadgen.observe.resources import (
 )
 from loadgen.observe.samples import Event, SampleFile
 from loadgen.observe.server_metrics import SERVER_FILE, Engine, ServerSample, detect, read_series, wanted
+from loadgen.observe.summary_blocks import Observed
 
 MARK_WAIT_S = 3.0
 SCRAPE_TIMEOUT_S = 1.0

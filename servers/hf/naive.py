@@ -1,4 +1,4 @@
-"""Schedulers decide which sequence the model works on; ``naive`` is the baseline's.
+"""The naive scheduler, the baseline's default: which sequence the model works on, one at a time.
 
 Naive scheduling is what a plain Hugging Face server does: one request at a time, in
 arrival order, each generated to the end before the next starts. That is the reference
