@@ -1,6 +1,8 @@
 """One client module per wire API, each registered under its kind in ``loadgen.registry.CLIENTS``.
 
 ``make_client(kind, url, options)`` builds one; a new API is one new module here.
+
+May import: ``record``, ``registry``, ``headers`` and each other; never ``api``, ``runner`` or anything above.
 """
 
 from __future__ import annotations

@@ -16,6 +16,9 @@ The names are imported on first use, not with the package: ``import locust`` mon
 standard library for gevent, which must not happen to a process that only plans a run or starts
 one (``loadgen.locust.plan``, ``loadgen.locust.launch``). docs/locust.md says what maps to what
 and how close the figures are to the asyncio loadgen's.
+
+May import the run core (``api``, ``runner``, ``clients``, ``summary``, ...) as a front end does; never
+``answers`` or ``cli``, and nothing imports it.
 """
 
 from __future__ import annotations
