@@ -3,17 +3,28 @@ output formats).
 
 Why registries: a new wire API, load shape or prompt source must be one new file, not a new
 branch in the CLI, the config and the runner. Each registry names the package its plug-ins
-live in; on first use it imports every module of that package, and each plug-in class
-registers itself there with a decorator (``@SHAPES.register("rate")``). Nothing else lists
-the plug-ins, so nothing else needs an edit. Registries are read once per run (to validate
-a profile, to pick a client), never on the per-request path.
+live in, and each plug-in class registers itself there with a decorator
+(``@SHAPES.register("rate")``). Nothing else lists the plug-ins, so nothing else needs an edit.
+Registries are read once per run (to validate a profile, to pick a client), never on the
+per-request path.
+
+Why lazily: importing a plug-in costs what its module imports (the Triton gRPC client brings
+``tritonclient.grpc``, numpy and ml_dtypes), and ``loadgen --help`` or a run against vLLM needs
+none of that. So the names come from the package's source text (each line that starts with
+``REGISTRY.register("name")`` or ``@REGISTRY.register("name")``, found without importing
+anything) and ``get(name)`` imports only the module that declared ``name``.
+``tests/unit/test_registry.py`` checks the text index against what importing every module
+registers.
 """
 
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import pkgutil
+import re
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
@@ -24,12 +35,15 @@ class UnknownPluginError(ValueError):
 
 
 class Registry(Generic[T]):
-    """Name → plug-in class, filled by the modules of ``package`` as they are imported."""
+    """Name → plug-in class, filled by the modules of ``package`` as they are imported. ``variable`` is the
+    registry's name in this module, the one plug-ins call ``register`` on."""
 
-    def __init__(self, what: str, package: str) -> None:
+    def __init__(self, what: str, package: str, variable: str) -> None:
         self.what = what
         self.package = package
+        self._declared = re.compile(rf"^[ \t]*@?{variable}\.register\(\s*[\"']([^\"']+)[\"']", re.MULTILINE)
         self._entries: dict[str, T] = {}
+        self._index: dict[str, str] | None = None
         self._discovered = False
 
     def register(self, name: str) -> Callable[[T], T]:
@@ -41,6 +55,23 @@ class Registry(Generic[T]):
 
         return add
 
+    def index(self) -> dict[str, str]:
+        """Name → the module whose source registers it, read from the package's files (nothing imported)."""
+        if self._index is None:
+            spec = importlib.util.find_spec(self.package)
+            paths = list(spec.submodule_search_locations or []) if spec else []
+            self._index = {}
+            for module in pkgutil.iter_modules(paths):
+                folder = Path(getattr(module.module_finder, "path", ""))
+                source = folder / module.name / "__init__.py" if module.ispkg else folder / f"{module.name}.py"
+                try:
+                    text = source.read_text(encoding="utf-8")
+                except OSError:
+                    continue  # no source beside it: discover() still finds what it registers
+                for name in self._declared.findall(text):
+                    self._index.setdefault(name, f"{self.package}.{module.name}")
+        return self._index
+
     def discover(self) -> None:
         """Import every module of the package once, so that each registers what it defines."""
         if self._discovered:
@@ -51,15 +82,17 @@ class Registry(Generic[T]):
             importlib.import_module(f"{self.package}.{module.name}")
 
     def names(self) -> list[str]:
-        self.discover()
-        return sorted(self._entries)
+        return sorted(set(self.index()) | set(self._entries))
 
     def items(self) -> list[tuple[str, T]]:
         self.discover()
         return sorted(self._entries.items())
 
     def get(self, name: str) -> T:
-        self.discover()
+        if name not in self._entries and name in self.index():
+            importlib.import_module(self.index()[name])
+        if name not in self._entries:
+            self.discover()  # registered by a module the text index cannot see
         try:
             return self._entries[name]
         except KeyError:
@@ -72,8 +105,8 @@ class Registry(Generic[T]):
         return name
 
 
-CLIENTS: Registry[Any] = Registry("client kind", "loadgen.clients")
-SHAPES: Registry[Any] = Registry("load shape", "loadgen.shapes")
-ARRIVALS: Registry[Any] = Registry("arrival process", "loadgen.arrivals")
-SOURCES: Registry[Any] = Registry("prompt source", "loadgen.sources")
-OUTPUTS: Registry[Any] = Registry("output format", "loadgen.render")  # loadgen.render.output.OutputFormat
+CLIENTS: Registry[Any] = Registry("client kind", "loadgen.clients", "CLIENTS")
+SHAPES: Registry[Any] = Registry("load shape", "loadgen.shapes", "SHAPES")
+ARRIVALS: Registry[Any] = Registry("arrival process", "loadgen.arrivals", "ARRIVALS")
+SOURCES: Registry[Any] = Registry("prompt source", "loadgen.sources", "SOURCES")
+OUTPUTS: Registry[Any] = Registry("output format", "loadgen.render", "OUTPUTS")  # loadgen.render.output.OutputFormat

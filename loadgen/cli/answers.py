@@ -11,21 +11,12 @@ import argparse
 import time
 from pathlib import Path
 
-from pydantic import ValidationError
-from rich.console import Console
-
-from loadgen import api
-from loadgen.answers import compare as c
-from loadgen.answers import compare_report as compare_render
-from loadgen.answers import search as s
-from loadgen.answers import search_report as search_render
-from loadgen.config import load_profile, parse_assignment
-from loadgen.registry import UnknownPluginError
-from loadgen.render.table import to_rich
-
 EXIT_FAIL_IF = 1
 EXIT_BAD_INPUT = 2
-console = Console(stderr=True)
+# The compare defaults (loadgen.answers.compare: DEFAULT_METRICS, RESAMPLES, SEED) as the help states them; the
+# module itself is imported only when a comparison runs. tests/unit/test_cli_startup.py keeps the two in step.
+COMPARE_DEFAULTS_HELP = ("ttft_ms.p50 ttft_ms.p99 tpot_ms.p50 itl_ms.p50 e2e_ms.p99 output_tokens_per_s requests_per_s",
+                         2000, 0)
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -45,16 +36,27 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     q.set_defaults(func=cmd_compare)
     q.add_argument("run_a", type=Path)
     q.add_argument("run_b", type=Path)
-    q.add_argument("--metric", action="append", default=[], help=f"default: {' '.join(c.DEFAULT_METRICS)}")
+    q.add_argument("--metric", action="append", default=[], help=f"default: {COMPARE_DEFAULTS_HELP[0]}")
     q.add_argument("--fail-if", action="append", default=[], metavar="RULE",
                    help="exit 1 when it holds with significance, e.g. 'ttft_ms.p99>+10%%'")
     q.add_argument("--allow-invalid", action="store_true", help="compare runs whose validity verdict is false")
-    q.add_argument("--resamples", type=int, default=c.RESAMPLES)
-    q.add_argument("--seed", type=int, default=c.SEED)
+    q.add_argument("--resamples", type=int, help=f"bootstrap resamples (default {COMPARE_DEFAULTS_HELP[1]})")
+    q.add_argument("--seed", type=int, help=f"seed of the bootstrap draws (default {COMPARE_DEFAULTS_HELP[2]})")
     q.add_argument("--out", type=Path, help="write compare.md, compare.html and compare.json here")
 
 
 def cmd_search(args: argparse.Namespace) -> int:
+    from pydantic import ValidationError
+    from rich.console import Console
+
+    from loadgen import api
+    from loadgen.answers import search as s
+    from loadgen.answers import search_report as search_render
+    from loadgen.config import load_profile, parse_assignment
+    from loadgen.registry import UnknownPluginError
+    from loadgen.render.table import to_rich
+
+    console = Console(stderr=True)
     try:
         slo = s.SLO.parse(args.slo)
         profile = load_profile(args.profile, [parse_assignment(text) for text in args.set])
@@ -73,14 +75,23 @@ def cmd_search(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from loadgen import api
+    from loadgen.answers import compare as c
+    from loadgen.answers import compare_report as compare_render
+
+    console = Console(stderr=True)
+    resamples = c.RESAMPLES if args.resamples is None else args.resamples
+    seed = c.SEED if args.seed is None else args.seed
     try:
         metrics = [c.MetricRef.parse(t) for t in (args.metric or c.DEFAULT_METRICS)]
         rules = [c.Rule.parse(t) for t in args.fail_if]
-        if args.resamples < 100:
+        if resamples < 100:
             raise c.CompareError("--resamples must be at least 100")
         a, b = api.load_run(args.run_a), api.load_run(args.run_b)
-        comp = c.compare_runs(a, b, metrics, rules, allow_invalid=args.allow_invalid, resamples=args.resamples,
-                              seed=args.seed)
+        comp = c.compare_runs(a, b, metrics, rules, allow_invalid=args.allow_invalid, resamples=resamples,
+                              seed=seed)
     except (c.CompareError, api.RunFormatError) as exc:
         console.print(f"[red]error:[/red] {exc}")
         return EXIT_BAD_INPUT

@@ -15,8 +15,10 @@ so a pipeline could not tell a dead target from a good run. Now:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from loadgen.summary import Summary
+if TYPE_CHECKING:  # the run's summary; ``loadgen --help`` reads the codes without importing it
+    from loadgen.summary import Summary
 
 EXIT_FAILED = 3
 EXIT_INVALID = 4

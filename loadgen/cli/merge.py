@@ -5,14 +5,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from rich.console import Console
-
-from loadgen import api
-from loadgen.answers.merge import MergeError, merge
-from loadgen.render.table import print_summary
-
-console = Console(stderr=True)
-
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("merge", help="merge the run folders of --shard K/N runs into one run")
@@ -23,6 +15,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def cmd_merge(args: argparse.Namespace) -> int:
     """Merge the run folders of ``--shard K/N`` runs into one run (``loadgen.answers.merge``)."""
+    from rich.console import Console
+
+    from loadgen import api
+    from loadgen.answers.merge import MergeError, merge
+    from loadgen.render.table import print_summary
+
+    console = Console(stderr=True)
     try:
         result = merge(args.out, args.shards, notify=console.print)
     except MergeError as exc:

@@ -5,13 +5,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from rich.console import Console
-
-from loadgen import api
-from loadgen.render.table import print_summary
-
-console = Console(stderr=True)
-
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("report", help="re-render the summary of a run from its records")
@@ -21,6 +14,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def cmd_report(args: argparse.Namespace) -> int:
     """Validate a saved run (every file, naming the field that is wrong), then render it again."""
+    from rich.console import Console
+
+    from loadgen import api
+    from loadgen.render.table import print_summary
+
+    console = Console(stderr=True)
     try:
         result = api.load_run(args.dir, rebuild=True)
     except api.RunFormatError as exc:

@@ -7,21 +7,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
-from rich.console import Console
-
-from loadgen import api
-from loadgen.cli.engine_builds import EngineManifestError, describe, load_engine_manifests
-from loadgen.cli.exit_codes import EXIT_FAILED, EXIT_INTERRUPTED, outcome
-from loadgen.cli.progress import ProgressBar
-from loadgen.config import DELETE, SLOConfig, TargetConfig, load_profile, parse_assignment
+from loadgen.cli.exit_codes import EXIT_FAILED, EXIT_INTERRUPTED
 from loadgen.headers import parse_header
-from loadgen.registry import ARRIVALS, CLIENTS, UnknownPluginError
-from loadgen.render.table import print_summary
+from loadgen.registry import ARRIVALS, CLIENTS
 from loadgen.scaling.share import WHOLE, Share
-
-console = Console(stderr=True)
-
 
 # -- arguments -------------------------------------------------------------------------------
 
@@ -96,6 +85,8 @@ def _load_overrides(args: argparse.Namespace) -> list[tuple[str, Any]]:
 
 def overrides_from_args(args: argparse.Namespace) -> list[tuple[str, Any]]:
     """Translate the shorthand flags into dotted-key overrides (applied before --set)."""
+    from loadgen.config import DELETE, SLOConfig, TargetConfig, parse_assignment
+
     o: list[tuple[str, Any]] = []
     if args.target:
         o.append(("targets", [TargetConfig.parse(t).model_dump(exclude_none=True) for t in args.target]))
@@ -141,12 +132,26 @@ def _request_overrides(args: argparse.Namespace) -> list[tuple[str, Any]]:
 def explain(exc: Exception) -> str:
     """An error for the console. A profile's validation errors are listed by field and message only:
     pydantic's own text repeats the input, which may hold a header's secret value."""
+    from pydantic import ValidationError
+
     if isinstance(exc, ValidationError):
         return "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'profile'}: {e['msg']}" for e in exc.errors())
     return str(exc)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from pydantic import ValidationError
+    from rich.console import Console
+
+    from loadgen import api
+    from loadgen.cli.engine_builds import EngineManifestError, describe, load_engine_manifests
+    from loadgen.cli.exit_codes import outcome
+    from loadgen.cli.progress import ProgressBar
+    from loadgen.config import load_profile
+    from loadgen.registry import UnknownPluginError
+    from loadgen.render.table import print_summary
+
+    console = Console(stderr=True)
     try:
         if not 0 <= getattr(args, "max_failed_ratio", 0.0) <= 1:
             raise ValueError("--max-failed-ratio is a share of the requests, between 0 and 1")

@@ -10,20 +10,12 @@ import sys
 import time
 from pathlib import Path
 
-from pydantic import ValidationError
-from rich.console import Console
-
-from loadgen import api
-from loadgen.answers import study as s
-from loadgen.answers import study_report as study_render
-from loadgen.answers.study_config import DEFAULT_STACK_STATE, StudyError, load_study
-from loadgen.config import parse_assignment
-from loadgen.registry import UnknownPluginError
-
 EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
 STUDIES = Path(__file__).resolve().parents[1] / "studies"
-console = Console(stderr=True)
+# loadgen.answers.study_config.DEFAULT_STACK_STATE, stated here so that --help need not import the study
+# (tests/unit/test_cli_startup.py keeps the two in step).
+STACK_STATE_HELP = "results/engines/state.json"
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -34,9 +26,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, help="output folder (default results/study-<name>-<timestamp>)")
     p.add_argument("--set", action="append", default=[], metavar="dotted.key=value",
                    help="override a field, e.g. --set study.repetitions=1 --set load.requests=8")
-    p.add_argument("--stack", type=Path, default=DEFAULT_STACK_STATE,
+    p.add_argument("--stack", type=Path,
                    help="state file of `python -m stack.local up`, for targets that name an `engine` "
-                        "(default %(default)s)")
+                        f"(default {STACK_STATE_HELP})")
     p.add_argument("--no-png", action="store_true", help="skip the PNG figures (HTML and CSV only)")
 
 
@@ -49,8 +41,20 @@ def study_path(text: str) -> Path:
 
 
 def cmd_study(args: argparse.Namespace) -> int:
+    from pydantic import ValidationError
+    from rich.console import Console
+
+    from loadgen import api
+    from loadgen.answers import study as s
+    from loadgen.answers import study_report as study_render
+    from loadgen.answers.study_config import DEFAULT_STACK_STATE, StudyError, load_study
+    from loadgen.config import parse_assignment
+    from loadgen.registry import UnknownPluginError
+
+    console = Console(stderr=True)
     try:
-        spec = load_study(study_path(args.profile), [parse_assignment(t) for t in args.set], args.stack)
+        spec = load_study(study_path(args.profile), [parse_assignment(t) for t in args.set],
+                          args.stack or DEFAULT_STACK_STATE)
         out = args.out or Path("results") / time.strftime(f"study-{spec.profile.name}-%Y%m%d-%H%M%S")
         result = s.study(spec, out, notify=console.print, argv=sys.argv)
     except (StudyError, ValidationError, ValueError, OSError, api.RunSetupError, UnknownPluginError) as exc:
