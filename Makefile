@@ -16,9 +16,10 @@ setup: $(STAMP)
 
 # torch is pinned to 2.13.0 in pyproject.toml; pip takes the CPU build from the machine's
 # local wheel folder. torchvision & co. break transformers beside that build: keep them out.
+# [triton]: the triton-grpc client kind's tritonclient (the tests load Triton over gRPC).
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[server,test,locust]'
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[server,test,locust,triton]'
 	$(PY) -m pip uninstall --quiet -y torchvision torchaudio torchcodec 2>/dev/null || true
 	touch $(STAMP)
 

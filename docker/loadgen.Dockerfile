@@ -13,12 +13,12 @@ WORKDIR /app
 RUN python3 -m venv /opt/venv \
  && useradd --create-home --uid 1000 rig \
  && mkdir -p /results && chown rig /results
-# Dependencies first (the build backend, the core and the [locust] extra: Locust 2.x, gevent; bounded in pyproject.toml), then
-# the code: a code change reinstalls nothing else.
+# Dependencies first (the build backend, the core, the [locust] extra: Locust 2.x, gevent; and the [triton] extra: the
+# triton-grpc client kind's tritonclient; bounded in pyproject.toml), then the code: a code change reinstalls nothing else.
 COPY pyproject.toml README.md ./
 RUN --mount=type=bind,source=docker,target=/build --mount=type=secret,id=pip-cert \
     python3 -c "import tomllib; t = tomllib.load(open('pyproject.toml', 'rb')); p = t['project']; \
-print('\n'.join(t['build-system']['requires'] + p['dependencies'] + p['optional-dependencies']['locust']))" \
+x = p['optional-dependencies']; print('\n'.join(t['build-system']['requires'] + p['dependencies'] + x['locust'] + x['triton']))" \
       > /tmp/requirements.txt \
  && sh /build/pip-install.sh -r /tmp/requirements.txt
 COPY loadgen loadgen
@@ -26,9 +26,10 @@ COPY loadgen loadgen
 # are not installed.
 COPY servers servers
 COPY stack stack
-# The project itself with the Locust front end: pip install ".[locust]" (its dependencies are installed above).
+# The project itself with the Locust front end and the triton-grpc kind: pip install ".[locust,triton]" (their
+# dependencies are installed above).
 # hadolint ignore=DL3013
-RUN pip install --no-deps --no-build-isolation ".[locust]"
+RUN pip install --no-deps --no-build-isolation ".[locust,triton]"
 USER 1000
 # Live Prometheus metrics of a running `loadgen run` or Locust master (scraped by the prometheus service);
 # Locust's web UI and its master's port for workers (the locust-master service).

@@ -15,6 +15,11 @@ none of that. So the names come from the package's source text (each line that s
 anything) and ``get(name)`` imports only the module that declared ``name``.
 ``tests/unit/test_registry.py`` checks the text index against what importing every module
 registers.
+
+Optional dependencies: a plug-in that needs an extra of the distribution (the Triton gRPC client needs
+``[triton]``) imports it inside ``try``/``except ModuleNotFoundError`` and raises ``REGISTRY.missing_extra(...)``
+instead, so that naming it without the extra is a one-line error saying what to install (a ``MissingExtraError``,
+an ``UnknownPluginError`` to every caller), while ``discover`` passes over it and the other plug-ins still work.
 """
 
 from __future__ import annotations
@@ -30,8 +35,15 @@ from typing import Any, Generic, TypeVar
 T = TypeVar("T")
 
 
+DISTRIBUTION = "llm-serving-rig"  # pyproject.toml's [project] name: what ``pip install 'NAME[extra]'`` names
+
+
 class UnknownPluginError(ValueError):
     """A profile names a plug-in that no module registered."""
+
+
+class MissingExtraError(UnknownPluginError):
+    """A profile names a plug-in whose optional dependencies (an extra of the distribution) are not installed."""
 
 
 class Registry(Generic[T]):
@@ -54,6 +66,11 @@ class Registry(Generic[T]):
             return entry
 
         return add
+
+    def missing_extra(self, name: str, what: str, extra: str, cause: ModuleNotFoundError) -> MissingExtraError:
+        """The error a plug-in module raises when its optional dependency ``cause.name`` is not installed."""
+        return MissingExtraError(f"{self.what} {name!r} needs {what} (no module {cause.name!r}): "
+                                 f"pip install '{DISTRIBUTION}[{extra}]'")
 
     def index(self) -> dict[str, str]:
         """Name → the module whose source registers it, read from the package's files (nothing imported)."""
@@ -79,7 +96,10 @@ class Registry(Generic[T]):
         self._discovered = True
         package = importlib.import_module(self.package)
         for module in pkgutil.iter_modules(package.__path__):
-            importlib.import_module(f"{self.package}.{module.name}")
+            try:
+                importlib.import_module(f"{self.package}.{module.name}")
+            except MissingExtraError:
+                continue  # its extra is not installed: get() of a name it declares says what to install
 
     def names(self) -> list[str]:
         return sorted(set(self.index()) | set(self._entries))

@@ -2,7 +2,7 @@
 SLO limits and the load found).
 
 Why a page of its own: a search is many runs; its answer is the curve across them, which no single
-run's report.html holds. Self-contained like report.html (Plotly's JavaScript inside).
+run's report.html holds. Self-contained like report.html (inline SVG, ``loadgen.render.svg``).
 """
 
 from __future__ import annotations
@@ -10,10 +10,8 @@ from __future__ import annotations
 import html
 from pathlib import Path
 
-import plotly.graph_objects as go
-from plotly.offline import get_plotlyjs
-
 from loadgen.answers.search import SearchResult, TargetSearch
+from loadgen.render.svg import Axis, Rule, Series, XYChart
 from loadgen.render.table import Table, to_html
 
 SEARCH_HTML = "search.html"
@@ -51,29 +49,25 @@ def answer_lines(found: SearchResult) -> list[str]:
     return lines
 
 
-def curve(found: SearchResult, t: TargetSearch) -> go.Figure:
-    fig = go.Figure()
+def curve(found: SearchResult, t: TargetSearch) -> XYChart:
     steps = sorted(t.steps, key=lambda s: s.load)
+    chart = XYChart(f"{t.target}: p99 latency against {found.over} (× = failed step)", Axis(found.over),
+                    Axis("ms (log scale)", log=True))
     for name, limit in found.slo.limits().items():
-        fig.add_trace(go.Scatter(x=[s.load for s in steps], y=[s.p99_ms.get(name) for s in steps],
-                                 mode="lines+markers", name=f"{name} p99",
-                                 marker={"symbol": ["circle" if s.passed else "x" for s in steps], "size": 9}))
-        fig.add_hline(y=limit, line_dash="dash", annotation_text=f"SLO {name} ≤ {limit:g} ms")
+        chart.series.append(Series(f"{name} p99", [s.load for s in steps], [s.p99_ms.get(name) for s in steps],
+                                   markers=True, failed=[not s.passed for s in steps]))
+        chart.rules.append(Rule(f"SLO {name} ≤ {limit:g} ms", y=limit))
     if t.answer is not None:
-        fig.add_vline(x=t.answer, line_color="green", annotation_text=f"found {t.answer:g}")
-    fig.update_layout(title=f"{t.target}: p99 latency against {found.over} (x = failed step)",
-                      xaxis_title=found.over, yaxis_title="ms (log scale)", template="plotly_white", height=420)
-    fig.update_yaxes(type="log")
-    return fig
+        chart.rules.append(Rule(f"found {t.answer:g}", x=t.answer, colour="green"))
+    return chart
 
 
 def render(found: SearchResult) -> str:
-    plots = "".join(curve(found, t).to_html(full_html=False, include_plotlyjs=False, div_id=f"plot-{i}")
+    plots = "".join(f'<div class="rig-plot" id="plot-{i}">{curve(found, t).svg(f"plot-{i}")}</div>'
                     for i, t in enumerate(found.targets.values()))
     answers = "".join(f"<li>{html.escape(line)}</li>" for line in answer_lines(found))
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>SLO search: {html.escape(found.profile)}</title>
-<script>{get_plotlyjs()}</script>
 <style>body {{ font-family: system-ui, sans-serif; margin: 2em; }} table {{ border-collapse: collapse;
 font-size: 13px; }} th, td {{ border: 1px solid #ccc; padding: 3px 8px; }}</style></head><body>
 <h1>SLO search: {html.escape(found.profile)}</h1><ul>{answers}</ul>{plots}

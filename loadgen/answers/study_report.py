@@ -1,12 +1,11 @@
 """``loadgen study``'s output: ``study.csv``, ``study.html`` and PNG figures for docs.
 
 Why figure specs first: each figure (a metric against an axis, a speedup heatmap) is computed once as
-plain data (``LineChart``, ``Heatmap``) and then drawn twice — by Plotly into the self-contained HTML
-page (its JavaScript inside, like report.html) and by matplotlib into PNG files. matplotlib, not
-Plotly's static export: kaleido needs a Chrome at run time (a browser process per export, absent in
-the compose images), while matplotlib's Agg backend draws offline in-process, the same on every
-machine. It is optional (``pip install 'llm-serving-rig[plots]'``): without it the HTML and CSV are
-written and the PNGs are skipped with a notice.
+plain data (``LineChart``, ``Heatmap``) and then drawn twice — as inline SVG into the self-contained HTML
+page (``loadgen.render.svg``, like report.html: no script, no download) and by matplotlib into PNG
+files, whose Agg backend draws offline in-process, the same on every machine. matplotlib is optional
+(``pip install 'llm-serving-rig[plots]'``): without it the HTML and CSV are written and the PNGs are
+skipped with a notice.
 """
 
 from __future__ import annotations
@@ -19,11 +18,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import plotly.graph_objects as go
-from plotly.offline import get_plotlyjs
-
 from loadgen.answers.study import RESOURCE_KEYS, SHORT, TABLE_C, Cell, StudyResult
 from loadgen.answers.study_config import NUMERIC_AXES, GridConfig
+from loadgen.render.svg import Axis, HeatChart, XYChart
+from loadgen.render.svg import Series as Line
 from loadgen.render.table import Table, to_html, to_markdown
 
 STUDY_CSV = "study.csv"
@@ -166,37 +164,17 @@ def heatmaps(result: StudyResult) -> list[Heatmap]:
     return maps
 
 
-# -- plotly -----------------------------------------------------------------------------------
+# -- SVG (the HTML page) ----------------------------------------------------------------------
 
-def plotly_line(chart: LineChart) -> go.Figure:
-    fig = go.Figure()
-    for s in chart.series:
-        err = None
-        if any(v is not None for v in s.low):
-            pairs = list(zip(s.y, s.low, s.high, strict=True))
-            err = {"type": "data", "symmetric": False,
-                   "array": [None if h is None or y is None else h - y for y, _, h in pairs],
-                   "arrayminus": [None if lo is None or y is None else y - lo for y, lo, _ in pairs]}
-        fig.add_trace(go.Scatter(x=s.x, y=s.y, error_y=err, mode="lines+markers", name=s.name))
-        if s.best is not None:
-            fig.add_trace(go.Scatter(x=[s.x[s.best]], y=[s.y[s.best]], mode="markers", showlegend=False,
-                                     marker={"symbol": "star", "size": 14}, name=f"{s.name} optimum"))
-    fig.update_layout(title=chart.title, xaxis_title=chart.x_label, yaxis_title=chart.y_label,
-                      template="plotly_white", height=420)
-    if chart.log_x:
-        fig.update_xaxes(type="log")
-    if (frame := y_range(chart)) is not None:
-        fig.update_yaxes(range=list(frame))
-    return fig
+def svg_line(chart: LineChart) -> XYChart:
+    frame = y_range(chart)
+    return XYChart(chart.title, Axis(chart.x_label, log=chart.log_x), Axis(chart.y_label, fixed=frame), [
+        Line(s.name, s.x, s.y, markers=True, low=s.low if any(v is not None for v in s.low) else None,
+             high=s.high if any(v is not None for v in s.high) else None, best=s.best) for s in chart.series])
 
 
-def plotly_heatmap(hm: Heatmap) -> go.Figure:
-    text = [["" if v is None else f"{v:.2f}×" for v in row] for row in hm.z]
-    fig = go.Figure(go.Heatmap(x=[f"{v:g}" for v in hm.x], y=hm.y, z=hm.z, text=text, texttemplate="%{text}",
-                               colorscale="Viridis", colorbar={"title": "×"}))
-    fig.update_layout(title=hm.title, xaxis_title=hm.x_label, yaxis_title=hm.y_label, template="plotly_white",
-                      height=max(260, 80 + 60 * len(hm.y)))
-    return fig
+def svg_heatmap(hm: Heatmap) -> HeatChart:
+    return HeatChart(hm.title, hm.x_label, hm.y_label, [f"{v:g}" for v in hm.x], hm.y, hm.z, unit="×")
 
 
 # -- matplotlib (PNG) -------------------------------------------------------------------------
@@ -373,14 +351,12 @@ def _lines(result: StudyResult) -> list[str]:
 
 
 def render(result: StudyResult) -> str:
-    figures = [plotly_line(c) for c in line_charts(result)] + [plotly_heatmap(h) for h in heatmaps(result)]
-    plots = "".join(f.to_html(full_html=False, include_plotlyjs=False, div_id=f"plot-{i}")
-                    for i, f in enumerate(figures))
+    figures = [svg_line(c) for c in line_charts(result)] + [svg_heatmap(h) for h in heatmaps(result)]
+    plots = "".join(f'<div class="rig-plot" id="plot-{i}">{f.svg(f"plot-{i}")}</div>' for i, f in enumerate(figures))
     items = "".join(f"<li>{html.escape(line)}</li>" for line in _lines(result))
     body = "".join(f"<h2>{html.escape(t.title)}</h2>{to_html(t)}" for t in tables(result))
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>Study: {html.escape(result.name)}</title>
-<script>{get_plotlyjs()}</script>
 <style>body {{ font-family: system-ui, sans-serif; margin: 2em; }} table {{ border-collapse: collapse;
 font-size: 13px; }} th, td {{ border: 1px solid #ccc; padding: 3px 8px; }}</style></head><body>
 <h1>Study: {html.escape(result.name)}</h1><ul>{items}</ul>{body}{plots}

@@ -52,6 +52,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     from loadgen import api
     from loadgen.answers import search as s
     from loadgen.answers import search_report as search_render
+    from loadgen.cli.run import print_error
     from loadgen.config import load_profile, parse_assignment
     from loadgen.registry import UnknownPluginError
     from loadgen.render.table import to_rich
@@ -64,7 +65,7 @@ def cmd_search(args: argparse.Namespace) -> int:
         found = s.search(profile, slo, out, over=args.over, goodput=args.goodput, resolution=args.resolution,
                          max_steps=args.max_steps, start=args.start, notify=console.print)
     except (ValidationError, ValueError, OSError, api.RunSetupError, UnknownPluginError) as exc:
-        console.print(f"[red]error:[/red] {exc}")
+        print_error(console, exc)
         return EXIT_BAD_INPUT
     search_render.write(found, out)
     Console(width=max(Console().width, 160)).print(to_rich(search_render.steps_table(found)))

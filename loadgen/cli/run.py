@@ -139,6 +139,14 @@ def explain(exc: Exception) -> str:
     return str(exc)
 
 
+def print_error(console: Any, exc: Exception) -> None:
+    """``error: ...`` on ``console`` (a rich Console) as one line: ``explain``'s text escaped (a
+    ``pip install 'llm-serving-rig[triton]'`` in it is not rich markup) and never wrapped."""
+    from rich.markup import escape
+
+    console.print(f"[red]error:[/red] {escape(explain(exc))}", soft_wrap=True)
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
     from rich.console import Console
@@ -158,7 +166,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         profile = load_profile(args.profile, overrides_from_args(args))
         engine_builds = load_engine_manifests(args.engine_manifest)
     except (ValidationError, ValueError, OSError, EngineManifestError) as exc:
-        console.print(f"[red]error:[/red] {explain(exc)}")
+        print_error(console, exc)
         return 2
     for line in describe(engine_builds):
         console.print(f"engine build: {line}")
@@ -168,7 +176,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             result = api.run(profile, argv=sys.argv, engine_builds=engine_builds, hooks=hooks,
                              share=getattr(args, "shard", None) or WHOLE, start_at=getattr(args, "start_at", None))
     except (api.RunSetupError, UnknownPluginError) as exc:
-        console.print(f"[red]error:[/red] {exc}")
+        print_error(console, exc)
         return 2
     assert result.out is not None
     print_summary(result.summary, Console())

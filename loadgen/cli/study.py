@@ -48,6 +48,7 @@ def cmd_study(args: argparse.Namespace) -> int:
     from loadgen.answers import study as s
     from loadgen.answers import study_report as study_render
     from loadgen.answers.study_config import DEFAULT_STACK_STATE, StudyError, load_study
+    from loadgen.cli.run import print_error
     from loadgen.config import parse_assignment
     from loadgen.registry import UnknownPluginError
 
@@ -58,7 +59,7 @@ def cmd_study(args: argparse.Namespace) -> int:
         out = args.out or Path("results") / time.strftime(f"study-{spec.profile.name}-%Y%m%d-%H%M%S")
         result = s.study(spec, out, notify=console.print, argv=sys.argv)
     except (StudyError, ValidationError, ValueError, OSError, api.RunSetupError, UnknownPluginError) as exc:
-        console.print(f"[red]error:[/red] {exc}")
+        print_error(console, exc)
         return EXIT_BAD_INPUT
     for notice in study_render.write(result, out, png=not args.no_png):
         console.print(f"[yellow]{notice}[/yellow]")

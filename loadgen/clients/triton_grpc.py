@@ -38,14 +38,17 @@ from pathlib import Path
 from time import perf_counter_ns
 from typing import Any, ClassVar
 
-import grpc
-from tritonclient.grpc import service_pb2, service_pb2_grpc
-
 from loadgen.clients.base import ClientOptions, RequestSpec
 from loadgen.clients.endpoint import parse_url
 from loadgen.headers import scrub
 from loadgen.record import Attempt, ErrorClass
 from loadgen.registry import CLIENTS
+
+try:  # the [triton] extra (pyproject.toml): grpcio, tritonclient's stubs and what they bring (numpy, protobuf)
+    import grpc
+    from tritonclient.grpc import service_pb2, service_pb2_grpc
+except ModuleNotFoundError as missing:
+    raise CLIENTS.missing_extra("triton-grpc", "the Triton gRPC client", "triton", missing) from missing
 
 FINAL = "triton_final_response"
 

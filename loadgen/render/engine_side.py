@@ -10,16 +10,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import plotly.graph_objects as go
-
 from loadgen import metrics as m
 from loadgen.observe.resources import MB, PREFERENCE, ResourceSample, cpu_rates
 from loadgen.observe.summary_blocks import Observed
 from loadgen.observe.ttft_breakdown import PARTS
 from loadgen.record import RequestRecord
+from loadgen.render.svg import Axis, BarChart, Series, XYChart
 from loadgen.render.table import Table
 from loadgen.summary import Metrics, Summary
 
+MAX_POINTS = 600
 PART_NAMES = {"send_lag_ms": "client send lag", "connect_ms": "connect", "queue_ms": "server queue",
               "prefill_ms": "prefill", "delivery_ms": "delivery", "unsplit_ms": "not split by the engine"}
 
@@ -47,70 +47,89 @@ def _cpu_points(samples: list[ResourceSample]) -> list[tuple[int, float]]:
     return cpu_rates(_source_points(samples, "cpu", "cpu_s")) or _source_points(samples, "cpu", "cpu_percent")
 
 
-def resources_over_time(records: Sequence[RequestRecord], observed: Observed) -> go.Figure:
+def thin(points: list[tuple[int, float]]) -> list[tuple[int, float]]:
+    """At most ``MAX_POINTS`` of a series' samples, evenly spaced by index, the last one kept."""
+    if len(points) <= MAX_POINTS:
+        return points
+    step = len(points) / (MAX_POINTS - 1)
+    return [points[int(k * step)] for k in range(MAX_POINTS - 1)] + [points[-1]]
+
+
+def resources_over_time(records: Sequence[RequestRecord], observed: Observed) -> XYChart:
     """Per target: engine CPU % (left axis), RSS and GPU memory in MB (right axis)."""
-    fig = go.Figure()
+    chart = XYChart("Engine resources over time (CPU % of one core; RSS and GPU memory, MB)",
+                    Axis("seconds since the first measured request"), Axis("CPU %", zero=True),
+                    y2=Axis("MB", zero=True))
     origin = origin_ns(records)
-    if origin is not None:
-        for target in dict.fromkeys(s.target for s in observed.resources):
-            mine = sorted((s for s in observed.resources if s.target == target and s.stage is not None),
-                          key=lambda s: s.t_ns)
-            for label, points, axis, dash in (
-                    ("CPU %", _cpu_points(mine), "y", "solid"),
-                    ("RSS MB", [(t, v / MB) for t, v in _source_points(mine, "rss", "rss_bytes")], "y2", "dash"),
-                    ("GPU mem MB", [(t, v / MB) for t, v in _source_points(mine, "gpu_mem", "gpu_mem_bytes")],
-                     "y2", "dot")):
-                if points:
-                    fig.add_trace(go.Scatter(x=[_s(t, origin) for t, _ in points], y=[v for _, v in points],
-                                             mode="lines", name=f"{target} {label}", yaxis=axis,
-                                             line={"dash": dash}))
-    fig.update_layout(yaxis2={"title": "MB", "overlaying": "y", "side": "right", "rangemode": "tozero"})
-    return fig
+    if origin is None:
+        return chart
+    for target in dict.fromkeys(s.target for s in observed.resources):
+        mine = sorted((s for s in observed.resources if s.target == target and s.stage is not None),
+                      key=lambda s: s.t_ns)
+        for label, points, right, dash in (
+                ("CPU %", _cpu_points(mine), False, "solid"),
+                ("RSS MB", [(t, v / MB) for t, v in _source_points(mine, "rss", "rss_bytes")], True, "dash"),
+                ("GPU mem MB", [(t, v / MB) for t, v in _source_points(mine, "gpu_mem", "gpu_mem_bytes")], True,
+                 "dot")):
+            if points:
+                points = thin(points)
+                chart.series.append(Series(f"{target} {label}", [_s(t, origin) for t, _ in points],
+                                           [v for _, v in points], dash=dash, right_axis=right))
+    return chart
 
 
 def in_flight_steps(records: Sequence[RequestRecord], origin: int) -> tuple[list[float], list[int]]:
-    """The client's requests in flight over time (a step at every send and every end)."""
+    """The client's requests in flight over time: a step at every send and every end, or, past ``MAX_POINTS``
+    steps, the highest count in each of ``MAX_POINTS // 2`` equal time bins (the peaks stay visible)."""
     events = sorted([(r.sent_ns, 1) for r in records] + [(r.end_ns, -1) for r in records])
     xs, ys, level = [], [], 0
     for t, step in events:
         level += step
         xs.append(_s(t, origin))
         ys.append(level)
-    return xs, ys
+    if len(xs) <= MAX_POINTS:
+        return xs, ys
+    bins = MAX_POINTS // 2
+    width = (xs[-1] - xs[0]) / bins or 1.0
+    peaks: dict[int, int] = {}
+    for x, y in zip(xs, ys, strict=True):
+        b = min(int((x - xs[0]) / width), bins - 1)
+        peaks[b] = max(peaks.get(b, 0), y)
+    return [xs[0] + b * width for b in sorted(peaks)], [peaks[b] for b in sorted(peaks)]
 
 
-def server_over_time(records: Sequence[RequestRecord], observed: Observed) -> go.Figure:
+def server_over_time(records: Sequence[RequestRecord], observed: Observed) -> XYChart:
     """Per target: the engine's running and waiting requests beside the client's in-flight count."""
-    fig = go.Figure()
+    chart = XYChart("Engine running / waiting requests and the client's requests in flight",
+                    Axis("seconds since the first measured request"), Axis("requests", zero=True))
     origin = origin_ns(records)
-    if origin is not None:
-        measured = m.measured(records)
-        for target in dict.fromkeys(r.target for r in measured):
-            xs, ys = in_flight_steps([r for r in measured if r.target == target], origin)
-            fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", name=f"{target} client in flight",
-                                     line={"shape": "hv", "dash": "dot"}))
-            mine = sorted((s for s in observed.server if s.target == target and s.stage is not None),
-                          key=lambda s: s.t_ns)
-            for name, dash in (("running", "solid"), ("waiting", "dash")):
-                points = [(s.t_ns, s.values[name]) for s in mine if name in s.values]
-                if points:
-                    fig.add_trace(go.Scatter(x=[_s(t, origin) for t, _ in points], y=[v for _, v in points],
-                                             mode="lines", name=f"{target} engine {name}",
-                                             line={"shape": "hv", "dash": dash}))
-    return fig
+    if origin is None:
+        return chart
+    measured = m.measured(records)
+    for target in dict.fromkeys(r.target for r in measured):
+        xs, ys = in_flight_steps([r for r in measured if r.target == target], origin)
+        chart.series.append(Series(f"{target} client in flight", xs, ys, step=True, dash="dot"))
+        mine = sorted((s for s in observed.server if s.target == target and s.stage is not None),
+                      key=lambda s: s.t_ns)
+        for name, dash in (("running", "solid"), ("waiting", "dash")):
+            points = thin([(s.t_ns, s.values[name]) for s in mine if name in s.values])
+            if points:
+                chart.series.append(Series(f"{target} engine {name}", [_s(t, origin) for t, _ in points],
+                                           [v for _, v in points], step=True, dash=dash))
+    return chart
 
 
-def ttft_bars(summary: Summary) -> go.Figure:
+def ttft_bars(summary: Summary) -> BarChart:
     """One stacked bar per target and stage: the mean TTFT from the intended send, split into its parts."""
-    fig = go.Figure()
     bars = [(f"{target} {stage}", block.ttft_breakdown) for target, t in summary.targets.items()
             for stage, block in t.stages.items() if block.ttft_breakdown is not None]
+    series: list[tuple[str, list[float | None]]] = []
     for part in PARTS:
         values = [getattr(b, part) for _, b in bars]
         if any(v is not None for v in values):
-            fig.add_trace(go.Bar(x=[label for label, _ in bars], y=values, name=PART_NAMES[part]))
-    fig.update_layout(barmode="relative")
-    return fig
+            series.append((PART_NAMES[part], values))
+    return BarChart("Where TTFT goes (means per stage, from the intended send)", "target and stage",
+                    Axis("ms", zero=True), [label for label, _ in bars], series, stacked=True)
 
 
 def _gauge(block: Metrics, name: str) -> str:

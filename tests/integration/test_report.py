@@ -1,5 +1,6 @@
 """report.html in a real headless Chromium (Debian's `chromium`): loads offline with no script errors,
-every plot drawn and none wider than its cell at 1,400 px. The run behind it is a real run
+every plot drawn, none wider than its cell at 1,400 px, and no title, legend or axis title overlapping other
+text or the plot area (measured by the page's own check with the browser's fonts). The run behind it is a real run
 (``loadgen.api.run``) against the synthetic server (two stages, two targets, a fault; the first target with
 the server's PID, so that the engine-resources plot has data) so that every plot has data; a screenshot is
 kept under results/test-artifacts/."""
@@ -17,7 +18,8 @@ import pytest
 from loadgen.api import run
 from loadgen.cli import main
 from loadgen.config import Profile
-from loadgen.render.html import PLOTS
+from loadgen.render.html import CHECKS, ERROR_CAPTURE, PLOTS
+from loadgen.render.svg import Axis, Series, XYChart
 from tests.integration.mock_runs import mock, write_dataset
 from tests.prerequisites import unavailable
 
@@ -55,10 +57,11 @@ def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_report_is_one_self_contained_file(run_dir: Path) -> None:
     page = (run_dir / "report.html").read_text()
-    assert not re.search(r"<script[^>]+src=", page)  # nothing fetched: the plotting library is inline
-    assert "Plotly" in page and len(page) > 1_000_000
-    for name in PLOTS:
-        assert f'data-plot="{name}"' in page
+    assert not re.search(r"<script[^>]+src=|<img[^>]+src=|<link[^>]+href=", page)  # nothing fetched
+    for name in PLOTS:  # each plot is an inline SVG drawn from the records, with data in it
+        block = re.search(rf'data-plot="{name}">(<svg class="rig-chart".*?</svg>)</div>', page, re.S)
+        assert block is not None and 'class="rig-series' in block.group(1), f"plot {name} has no data"
+    assert len(page) < 500_000, len(page)  # a few dozen requests: the page weighs what it shows
     assert "Output agreement" in page and "Manifest" in page and "The engines&#x27; side" in page
 
 
@@ -70,16 +73,10 @@ def test_report_renders_in_headless_chromium_without_errors(run_dir: Path) -> No
     errors = re.search(r'<pre id="rig-errors">(.*?)</pre>', dom.stdout, re.S)
     assert errors is not None and errors.group(1).strip() == "", errors.group(1) if errors else dom.stdout[:500]
     assert not re.search(r"Uncaught|CONSOLE\(\d+\).*[Ee]rror", dom.stderr), dom.stderr[-2000:]
-    for name in PLOTS:  # each plot div was drawn by Plotly (it renders into svg.main-svg)
-        block = re.search(rf'data-plot="{name}"[^>]*>(.*?)</div>\s*(?=<div class="rig-plot"|</div>)', dom.stdout,
-                          re.S)
-        assert block is not None and 'class="main-svg"' in block.group(1), f"plot {name} not drawn"
-    # The plots of the server's side have data: the engine's CPU over time, the client's in-flight count, TTFT bars
-    for name, trace in (("resources_time", "trace scatter"), ("server_time", "trace scatter"),
-                        ("ttft_breakdown", "trace bars")):
-        block = re.search(rf'data-plot="{name}"[^>]*>(.*?)</div>\s*(?=<div class="rig-plot"|</div>)', dom.stdout,
-                          re.S)
-        assert block is not None and f'class="{trace}' in block.group(1), f"plot {name} has no data"
+    # The page's own checks ran in the browser on every plot: widths, and overlaps measured with its fonts
+    checked = dict((m[1], int(m[2])) for m in re.finditer(
+        r'data-plot="(\w+)" data-cell-width="\d+" data-plot-width="\d+" data-texts-checked="(\d+)"', dom.stdout))
+    assert set(checked) == set(PLOTS) and all(n >= 3 for n in checked.values()), checked  # title, axes, legend
     # After load every cell says how wide it and its plot are; none is wider than its cell (the TTFT CDF was)
     widths = dict((m[1], (int(m[2]), int(m[3]))) for m in re.finditer(
         r'data-plot="(\w+)" data-cell-width="(\d+)" data-plot-width="(\d+)"', dom.stdout))
@@ -97,3 +94,19 @@ def test_loadgen_report_re_renders_it_from_the_records(run_dir: Path) -> None:
     assert main(["report", str(run_dir)]) == 0
     page = (run_dir / "report.html").read_text()
     assert all(f'data-plot="{name}"' in page for name in PLOTS)
+
+
+@pytest.mark.binary
+def test_the_pages_overlap_check_reports_a_title_over_a_label(tmp_path: Path) -> None:
+    """The check the report runs in the browser can fail: a chart whose title is moved onto a tick label."""
+    chart = XYChart("A title long enough to cover the label", Axis("x"), Axis("y"), [Series("s", [1, 2], [1, 2])])
+    svg = chart.svg("broken")
+    y_tick = re.search(r'class="rig-text rig-tick" x="([\d.]+)" y="([\d.]+)"', svg)
+    assert y_tick is not None
+    svg = re.sub(r'(class="rig-text rig-title" )x="[\d.]+" y="[\d.]+"', rf'\1x="{y_tick[1]}" y="{y_tick[2]}"', svg)
+    page = tmp_path / "broken.html"
+    page.write_text(f'<!DOCTYPE html><html><body><pre id="rig-errors"></pre><script>{ERROR_CAPTURE}</script>'
+                    f'<div class="rig-plot" data-plot="broken">{svg}</div><script>{CHECKS}</script></body></html>')
+    dom = chromium("--dump-dom", page.resolve().as_uri())
+    errors = re.search(r'<pre id="rig-errors">(.*?)</pre>', dom.stdout, re.S)
+    assert errors is not None and 'plot broken: rig-title "A title long enough' in errors.group(1), dom.stdout[-2000:]
