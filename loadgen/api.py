@@ -23,12 +23,13 @@ Example::
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import random
 import signal
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -128,20 +129,16 @@ def run(profile: Profile, out: Path | None = None, *, argv: Sequence[str] = (),
     observer = observe.for_profile(profile, out, hooks.notify)  # engine samples, off the event loop
     if observer is not None:
         hooks = observer.observing(hooks)
-    # Everything built so far (prompts, a tokenizer's vocabulary, the registries) lives for the whole
-    # run: moved out of the collector's reach, a full collection mid-run scans only what the run makes
-    # (here it took ~25 ms with a tokenizer loaded: one late send in an open loop).
-    gc.collect()
-    gc.freeze()
     try:
-        if profile.workers > 1:
-            result = _in_workers(profile, specs, sink, live, hooks, share, start_at)
-        else:
-            result = _in_process(profile, specs, counter, sink, live, hooks, Coordination(share, FirstGate(start_at)))
-        if live is not None and profile.metrics.linger_s:
-            time.sleep(profile.metrics.linger_s)  # a last scrape sees the final counts
+        with quiet_collector():
+            if profile.workers > 1:
+                result = _in_workers(profile, specs, sink, live, hooks, share, start_at)
+            else:
+                result = _in_process(profile, specs, counter, sink, live, hooks,
+                                     Coordination(share, FirstGate(start_at)))
+            if live is not None and profile.metrics.linger_s:
+                time.sleep(profile.metrics.linger_s)  # a last scrape sees the final counts
     finally:
-        gc.unfreeze()
         sink.close()
         observed = observer.finish() if observer is not None else Observed()
         if live is not None:
@@ -197,6 +194,28 @@ def _in_workers(profile: Profile, specs: list[RequestSpec], sink: JsonlSink, liv
                      workers=done.reports, worker_samples=done.samples)
 
 
+RUN_GC_THRESHOLD = 20_000  # young-generation allocations between collections while requests stream
+
+
+@contextlib.contextmanager
+def quiet_collector() -> Iterator[None]:
+    """The garbage collector while requests stream. Everything built before (prompts, a tokenizer's vocabulary,
+    the registries) lives for the whole run: frozen out of the collector's reach, a full collection mid-run scans
+    only what the run makes (it took ~25 ms with a tokenizer loaded: one late send in an open loop). And the
+    young generation is collected every ``RUN_GC_THRESHOLD`` allocations instead of 700: each event's parsed
+    JSON dies young anyway, and at 500 streams the default thresholds cost 3-4% of the client's CPU (issue 27,
+    benchmarks/client_cost.py). Both restored after."""
+    gc.collect()
+    gc.freeze()
+    thresholds = gc.get_threshold()
+    gc.set_threshold(max(RUN_GC_THRESHOLD, thresholds[0]), *thresholds[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*thresholds)
+        gc.unfreeze()
+
+
 def run_share(profile: Profile, specs: list[RequestSpec], share: Share, salt_base: int,
               channel: Any) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
     """A worker process's part of a run (``loadgen.scaling.coordinator``): its share of every stage on its own
@@ -204,12 +223,11 @@ def run_share(profile: Profile, specs: list[RequestSpec], share: Share, salt_bas
     counter = LocalTokenizer(profile.prompts.tokenizer).count if profile.prompts.tokenizer else None
     loop = _new_event_loop()
     cpu = CpuSampler()
-    gc.collect()
-    gc.freeze()
     try:
-        _, lags, _ = loop.run_until_complete(_run_targets(
-            profile, specs, counter, channel.record, None, Hooks(), cpu,
-            Coordination(share, channel.gate, channel.started), salt_base=salt_base, lag_listener=channel.lag))
+        with quiet_collector():
+            _, lags, _ = loop.run_until_complete(_run_targets(
+                profile, specs, counter, channel.record, None, Hooks(), cpu,
+                Coordination(share, channel.gate, channel.started), salt_base=salt_base, lag_listener=channel.lag))
     finally:
         loop.close()
     return lags, cpu.samples

@@ -13,8 +13,10 @@ function and one descriptor here (and its row in docs/metrics.md, which a test c
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
+import operator
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -67,8 +69,11 @@ def itl_gaps_ms(r: RequestRecord) -> list[float]:
     """Inter-token latency samples of one request: the gap between consecutive chunks that
     carry output tokens (chunk i's arrival − chunk i−1's arrival). One sample per gap, not
     per token: a chunk carrying k tokens is one gap (see ``chunk_tokens``)."""
-    times = [t for t, n in zip(r.chunk_offsets_ns, r.chunk_tokens, strict=True) if n > 0]
-    return [(b - a) / NS_PER_MS for a, b in itertools.pairwise(times)]
+    if len(r.chunk_offsets_ns) != len(r.chunk_tokens):
+        raise ValueError(f"record {r.index}: {len(r.chunk_offsets_ns)} chunk offsets, {len(r.chunk_tokens)} counts")
+    times = list(itertools.compress(r.chunk_offsets_ns, [n > 0 for n in r.chunk_tokens]))
+    # C-level iteration (map over operator functions): this runs over every gap of every request.
+    return list(map(operator.truediv, map(operator.sub, times[1:], times), itertools.repeat(NS_PER_MS)))
 
 
 def connect_ms(r: RequestRecord) -> float | None:
@@ -133,13 +138,17 @@ def percentile(sorted_values: Sequence[float], q: float) -> float:
     return sorted_values[low] + (sorted_values[high] - sorted_values[low]) * (rank - low)
 
 
+_present = functools.partial(operator.is_not, None)  # v is not None, at C speed (filter)
+
+
 def stats(values: Iterable[float | None]) -> Stats | None:
-    data = sorted(v for v in values if v is not None)
+    data = sorted(filter(_present, values))
     if not data:
         return None
     n = len(data)
     mean = math.fsum(data) / n
-    var = math.fsum((v - mean) ** 2 for v in data) / n
+    deviations = list(map(operator.sub, data, itertools.repeat(mean)))  # C-level: this sees every ITL gap
+    var = math.fsum(map(operator.mul, deviations, deviations)) / n
     return Stats(count=n, mean=mean, std=math.sqrt(var), min=data[0], max=data[-1],
                  p50=percentile(data, 50), p90=percentile(data, 90), p95=percentile(data, 95),
                  p99=percentile(data, 99), p999=percentile(data, 99.9))

@@ -18,6 +18,11 @@ measured with what the mock recorded that it did (its ``mock_ttft_seconds`` and
    share the client's core here (a 2-core machine has one core for the client): this shows their
    accuracy, not the capacity a second core adds.
 
+Every setting also states the client's own cost on this machine, ``client_cpu_us_per_event``: the CPU of
+the client process (every thread; and the ``--workers`` processes) over the whole run, set-up, warm-up and
+summary included, per streamed event (issue 27; ``benchmarks/client_cost.py`` sets it beside vLLM's
+benchmark client).
+
 Figures are printed, not asserted: speed is measured here, correctness in the tests.
 """
 
@@ -26,8 +31,10 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import resource
 import sys
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -120,7 +127,9 @@ def bias(url: str, concurrency: int, requests: int, output_tokens: int, folder: 
     before: list[str] = []
     profile = mock_profile(url, {"type": "concurrency", "concurrency": concurrency, "requests": requests},
                            output_tokens, folder, warmup=concurrency if warmup else 0, workers=workers)
+    cpu_before = _cpu_s()
     result = drive(profile, folder, on_stage=lambda *_: before.append(httpx.get(f"{url}/metrics").text))
+    cpu_s = _cpu_s() - cpu_before
     truth = mock_truth(before[0], httpx.get(f"{url}/metrics").text)
     records = m.measured(result.records)
     ok = [r for r in records if r.ok]
@@ -139,7 +148,15 @@ def bias(url: str, concurrency: int, requests: int, output_tokens: int, folder: 
         "token_events_per_s": round(events / m.window_s(ok)) if ok else 0,
         "loop_lag_p99_ms": _p99(result, "loop_lag_ms"),
         "itl_bias_ms": round((itl.mean if itl else float("nan")) - truth.itl_ms, 3),
+        "client_cpu_us_per_event": round(cpu_s / events * 1e6, 2) if events else float("nan"),
     }
+
+
+def _cpu_s() -> float:
+    """CPU seconds of this process (every thread) and of its finished children (``--workers`` processes):
+    the client's whole cost, set-up, warm-up, stages and summary included (the mock is not finished yet)."""
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return time.process_time() + children.ru_utime + children.ru_stime
 
 
 def schedule_fidelity(url: str, rate: float, duration_s: float, folder: Path) -> dict[str, float]:

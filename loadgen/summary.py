@@ -21,6 +21,7 @@ of names) and ``ttft_breakdown`` (where the mean TTFT goes). They are computed f
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -150,7 +151,7 @@ def summarize(records: Sequence[RequestRecord], loop_lags_ms: Sequence[float],
         if d.samples is None:
             s = m.stats(loop_lags_ms)
         else:
-            s = m.stats(v for r in m.ok_or_all(records, d.ok_only) for v in d.samples(r))
+            s = m.stats(itertools.chain.from_iterable(map(d.samples, m.ok_or_all(records, d.ok_only))))
         values[d.name] = s.rounded() if s is not None else None
     for a in m.AGGREGATES:
         value = a.compute(records, slo)
