@@ -1,4 +1,8 @@
-"""The real CPU stack, started once for the session (``make test`` installs it: `make engines`)."""
+"""The real CPU stack, started once for the tests of this package (``make test`` installs it: `make engines`).
+
+Package scope, not session: the engines stop when the last engine test ends, so the rest of the suite does
+not share the two cores with an idle vLLM (its worker spins about a quarter of a core) and three resident
+models (issue 27)."""
 
 from __future__ import annotations
 
@@ -12,7 +16,7 @@ from stack.local import StackState, running
 from stack.process import EngineStartError
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def stack(model_dir: Path, log_dir: Path) -> Iterator[StackState]:
     try:
         with running(registry.names(), model_dir, log_dir / "engines") as state:
