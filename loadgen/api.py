@@ -411,10 +411,23 @@ def summarize_run(records: Sequence[RequestRecord], lags: Sequence[tuple[int, in
         except PromptError:
             tokenize = None  # agreement falls back to characters, and says so in its ``unit``
     summary = build_summary(records, lags, manifest, saved.get("slo") or {}, agreement_reference=reference,
-                            agreement_references=references, tokenize=tokenize, cpu=cpu, observed=observed)
+                            agreement_references=references, tokenize=tokenize, cpu=cpu, observed=observed,
+                            closed_loops=closed_loops(profile, saved))
     if workers:
         summary.workers = list(workers)
     return summary
+
+
+def closed_loops(profile: Profile | None, saved: dict[str, Any]) -> dict[int, int]:
+    """Stage index → concurrency of each closed-loop stage of the run's profile (the steady-state rule,
+    ``loadgen.verdicts.steady``); from the manifest's copy of the profile when the run is loaded from its files.
+    Empty when that copy no longer validates (a run from an older version): its stages are read as open loops."""
+    if profile is None:
+        try:
+            profile = Profile.model_validate(saved)
+        except ValidationError:
+            return {}
+    return {i: s.concurrency for i, s in enumerate(profile.resolved_stages()) if s.type == "concurrency"}
 
 
 def write_outputs(result: RunResult, report: bool = True) -> None:

@@ -33,6 +33,7 @@ from loadgen.observe.server_metrics import ServerBlock
 from loadgen.observe.summary_blocks import Observed
 from loadgen.observe.ttft_breakdown import TtftBreakdown
 from loadgen.record import RequestRecord
+from loadgen.verdicts import steady
 from loadgen.verdicts.agreement import Agreement, Tokenize, agreement, reference_of
 from loadgen.verdicts.saturation import saturated
 from loadgen.verdicts.validity import Validity, verdict
@@ -64,11 +65,29 @@ class Metrics(BaseModel):
         return getattr(self, name)  # type: ignore[no-any-return]
 
 
+class SteadyState(BaseModel):
+    """``steady`` of a stage (``loadgen.verdicts.steady``): its steady-state window, in seconds after the stage's
+    first send, the share of the stage (first send to last end) it covers, whether the throughput plateau test
+    held, and the stage's metrics over the window. ``reached`` is false when no window was found or the plateau
+    test failed; the window and its metrics are still given when one was found."""
+
+    model_config = ConfigDict(extra="forbid")
+    rule: str
+    reached: bool
+    start_s: float | None = None
+    end_s: float | None = None
+    share: float | None = None
+    plateau: bool | None = None
+    metrics: MetricsBlock | None = None  # type: ignore[valid-type]
+
+
 MetricsBlock: type[Metrics] = create_model(  # type: ignore[call-overload]
     "MetricsBlock", __base__=Metrics,
     **{d.name: (m.Stats | None, None) for d in m.DISTRIBUTIONS},
     **{a.name: (float | None, None) for a in m.AGGREGATES},
+    steady=(SteadyState | None, None),  # stages only
 )
+SteadyState.model_rebuild()
 
 
 class TargetSummary(MetricsBlock):  # type: ignore[valid-type,misc]
@@ -163,11 +182,12 @@ def build_summary(records: Sequence[RequestRecord], loop_lag: Sequence[tuple[int
                   slo: dict[str, float | None], agreement_reference: str | None = None,
                   agreement_references: Mapping[str, str] | None = None, tokenize: Tokenize | None = None,
                   cpu: Sequence[Sequence[tuple[int, int]]] = (),
-                  observed: Observed | None = None) -> Summary:
+                  observed: Observed | None = None, closed_loops: Mapping[int, int] | None = None) -> Summary:
     """Per target, over all stages and per stage. ``loop_lag``: (perf_counter_ns, lag ns) samples,
     attributed to a target/stage by the window its records span. ``cpu``: each client process's CPU
     samples (``loadgen.cpu``; one series, or one per ``--workers`` process) for the validity verdict.
-    ``observed``: the engines' samples (``loadgen.observe``)."""
+    ``observed``: the engines' samples (``loadgen.observe``). ``closed_loops``: stage index → concurrency of
+    each closed-loop stage (the steady-state rule; other stages are open loops)."""
     observed = observed or Observed()
     targets: dict[str, TargetSummary] = {}
     for target in dict.fromkeys(r.target for r in records):
@@ -178,10 +198,13 @@ def build_summary(records: Sequence[RequestRecord], loop_lag: Sequence[tuple[int
             in_stage = [r for r in mine if r.stage == stage]
             stages[in_stage[0].stage_name] = summarize(in_stage, lags_within(in_stage, loop_lag), slo)
             stages[in_stage[0].stage_name].saturated = saturated(in_stage)
+            stages[in_stage[0].stage_name].steady = steady_state(in_stage, (closed_loops or {}).get(stage), loop_lag,
+                                                                 slo)
             observed.attach(stages[in_stage[0].stage_name], in_stage, target, in_stage[0].stage_name)
         observed.attach(block, mine, target, None)
         summary = TargetSummary(**{k: v for k, v in block if k in block.model_fields_set}, stages=stages)
         summary.validity = verdict(mine, lags_within(mine, loop_lag), cpu)
+        summary.validity.warnings = steady_warnings(stages)
         by_turn = ttft_by_turn(mine)
         if by_turn:
             summary.ttft_ms_by_turn = by_turn
@@ -190,6 +213,59 @@ def build_summary(records: Sequence[RequestRecord], loop_lag: Sequence[tuple[int
             summary.agreement = agreement(records, reference, target, tokenize)
         targets[target] = summary
     return Summary(manifest=manifest, targets=targets)
+
+
+STEADY_SUFFIX = " steady"  # the row of a stage's steady state in summary.csv and the tables: "c4 steady"
+
+
+def windows(target: Metrics, stages: bool = True) -> list[tuple[str, Metrics]]:
+    """The windows a target's figures are given over, in table order: ``all``, then each stage (unless
+    ``stages`` is false) followed by its steady state, ``"<stage> steady"``, when it has one."""
+    found: list[tuple[str, Metrics]] = [("all", target)]
+    for name, block in target.stages.items():  # type: ignore[attr-defined]
+        if stages:
+            found.append((name, block))
+        if block.steady is not None and block.steady.metrics is not None:
+            found.append((f"{name}{STEADY_SUFFIX}", block.steady.metrics))
+    return found
+
+
+def steady_state(records: Sequence[RequestRecord], concurrency: int | None, loop_lag: Sequence[tuple[int, int]],
+                 slo: dict[str, float | None]) -> SteadyState:
+    """The ``steady`` block of one stage's records (``loadgen.verdicts.steady``)."""
+    window = steady.window_of(records, concurrency)
+    if window is None:
+        loop = f"closed loop of {concurrency}" if concurrency else "open loop"
+        return SteadyState(rule=f"{loop}: no steady-state window (never at full load before the drain)",
+                           reached=False)
+    measured = m.measured(records)
+    first, last = min(r.sent_ns for r in measured), max(r.end_ns for r in measured)
+    inside = steady.sent_within(records, window)
+    block = summarize(inside, [lag / 1e6 for t, lag in loop_lag if window.start_ns <= t <= window.end_ns], slo)
+    for name, value in steady.throughput(records, window, slo).items():
+        setattr(block, name, round(value, 3))
+    flat = steady.plateau(records, window)
+    return SteadyState(rule=window.rule, reached=flat, start_s=round((window.start_ns - first) / m.NS_PER_S, 6),
+                       end_s=round((window.end_ns - first) / m.NS_PER_S, 6),
+                       share=round((window.end_ns - window.start_ns) / (last - first), 4) if last > first else None,
+                       plateau=flat, metrics=block)
+
+
+def steady_warnings(stages: Mapping[str, Metrics]) -> list[str]:
+    """The validity verdict's warnings about steady state: a stage that never reached it, or whose steady window
+    covers less than half of it (its whole-stage figures are mostly ramp-up and drain)."""
+    found = []
+    for name, block in stages.items():
+        s = block.steady  # type: ignore[attr-defined]
+        if s is None:
+            continue
+        if not s.reached:
+            why = "throughput did not plateau" if s.plateau is False else "no window at full load"
+            found.append(f"stage {name} never reached steady state ({why}): read its figures as ramp-up and drain")
+        elif s.share is not None and s.share < 0.5:
+            found.append(f"stage {name}: steady state covered {s.share:.0%} of the stage (< 50%): its whole-stage "
+                         "figures lean on ramp-up and drain; use its `steady` block")
+    return found
 
 
 def ttft_by_turn(records: Sequence[RequestRecord]) -> dict[str, m.Stats]:

@@ -32,6 +32,7 @@ from loadgen import metrics as m
 from loadgen.api import RunResult
 from loadgen.record import RequestRecord
 from loadgen.summary import lags_within
+from loadgen.verdicts.steady import steady_records
 from loadgen.verdicts.validity import Validity, verdict
 
 RESAMPLES = 2000
@@ -203,8 +204,11 @@ def run_validity(result: RunResult, target: str) -> Validity:
 
 
 def compare_runs(a: RunResult, b: RunResult, metrics: Sequence[MetricRef], rules: Sequence[Rule] = (), *,
-                 allow_invalid: bool = False, resamples: int = RESAMPLES, seed: int = SEED) -> Comparison:
-    """Every target and stage present in both runs, every metric (and every rule's metric)."""
+                 allow_invalid: bool = False, resamples: int = RESAMPLES, seed: int = SEED,
+                 steady_state: bool = False) -> Comparison:
+    """Every target and stage present in both runs, every metric (and every rule's metric). ``steady_state``:
+    each stage's requests sent inside its steady-state window only (``loadgen.verdicts.steady``); a stage
+    without one in either run is left out, with a note."""
     targets = [t for t in a.summary.targets if t in b.summary.targets]
     if not targets:
         raise CompareError(f"the runs share no target: A has {sorted(a.summary.targets)}, "
@@ -217,6 +221,12 @@ def compare_runs(a: RunResult, b: RunResult, metrics: Sequence[MetricRef], rules
         for stage in [s for s in a.summary.targets[target].stages if s in b.summary.targets[target].stages]:
             ra = [r for r in a.records if r.target == target and r.stage_name == stage]
             rb = [r for r in b.records if r.target == target and r.stage_name == stage]
+            if steady_state:
+                ra, rb = _steady(a, target, stage, ra), _steady(b, target, stage, rb)
+                if not ra or not rb:
+                    notes.append(f"{target} {stage}: no steady-state window in run {'A' if not ra else 'B'}; "
+                                 "left out")
+                    continue
             for ref in wanted:
                 rng = random.Random(f"{seed}:{target}:{stage}:{ref.text}")
                 rows.append(compare_records(ra, rb, ref, slo, rng, resamples, (target, stage)))
@@ -226,6 +236,11 @@ def compare_runs(a: RunResult, b: RunResult, metrics: Sequence[MetricRef], rules
               if row.metric == rule.metric.text and rule.holds(row)]
     return Comparison(run_a=str(a.out), run_b=str(b.out), resamples=resamples, seed=seed, rows=rows,
                       rules=[r.text for r in rules], failed_rules=failed, notes=notes)
+
+
+def _steady(result: RunResult, target: str, stage: str, records: list[RequestRecord]) -> list[RequestRecord]:
+    block = result.summary.targets[target].stages[stage].steady
+    return [] if block is None else steady_records(records, block.start_s, block.end_s)
 
 
 def _check_validity(a: RunResult, b: RunResult, targets: Sequence[str], allow_invalid: bool) -> list[str]:

@@ -30,6 +30,7 @@ from loadgen import api
 from loadgen import metrics as m
 from loadgen.config import Profile
 from loadgen.registry import SHAPES
+from loadgen.verdicts.steady import steady_records
 
 SEARCH_FILE = "search.json"
 LIMITS = {"ttft_p99_ms": "ttft_ms", "tpot_p99_ms": "tpot_ms", "e2e_p99_ms": "e2e_ms"}
@@ -107,6 +108,7 @@ class SearchResult(BaseModel):
     goodput: float | None
     resolution: float
     max_steps: int
+    steady: bool = False  # each step judged on its steady-state window (loadgen.verdicts.steady)
     targets: dict[str, TargetSearch]
 
 
@@ -115,8 +117,9 @@ class Search:
 
     def __init__(self, profile: Profile, target: str, slo: SLO, out: Path, *, over: Over = "rate",
                  goodput: float | None = None, resolution: float = 0.05, max_steps: int = 12,
-                 start: float | None = None, notify: Callable[[str], None] = lambda _: None) -> None:
-        self.profile, self.slo, self.out, self.over = profile, slo, out, over
+                 start: float | None = None, notify: Callable[[str], None] = lambda _: None,
+                 steady: bool = False) -> None:
+        self.profile, self.slo, self.out, self.over, self.steady = profile, slo, out, over, steady
         self.goodput, self.resolution, self.max_steps, self.notify = goodput, resolution, max_steps, notify
         self.base = profile.resolved_stages()[0]
         self.start = start or float(getattr(self.base, over, None) or 1.0)
@@ -178,7 +181,8 @@ class Search:
             "metrics": self.profile.metrics.model_copy(update={"enabled": False})})
         began = time.monotonic()
         result = api.run(profile, out=self.out / name, report=False)
-        step = judge(result, self.result.target, self.slo, self.goodput, index, load, time.monotonic() - began)
+        step = judge(result, self.result.target, self.slo, self.goodput, index, load, time.monotonic() - began,
+                     steady=self.steady)
         self.result.steps.append(step)
         self.notify(f"{self.result.target} {self.over} {load:g}: {'pass' if step.passed else 'FAIL'} "
                     f"({', '.join(step.why) or 'SLO met'})")
@@ -186,15 +190,22 @@ class Search:
 
 
 def judge(result: api.RunResult, target: str, slo: SLO, goodput: float | None, index: int, load: float,
-          seconds: float) -> Step:
-    """Did one step meet the SLO? (the rule in the module docstring)"""
+          seconds: float, steady: bool = False) -> Step:
+    """Did one step meet the SLO? (the rule in the module docstring). ``steady``: judged on the stage's
+    steady-state window (its ``steady`` block and the requests sent inside it); no window fails the step."""
     block = result.summary.targets[target]
     stage = next(iter(block.stages.values()), None)
     records = [r for r in result.records if r.target == target and not r.warmup]
+    why = []
+    window = stage.steady if steady and stage is not None else None
+    if steady and (window is None or window.metrics is None):
+        why.append("no steady-state window")
+    elif window is not None and window.metrics is not None:
+        block, records = window.metrics, steady_records(records, window.start_s, window.end_s)
     limits = slo.limits()
     p99 = {name: (s.p99 if (s := block.stats(name)) is not None else None) for name in limits}
-    why = [f"{name} p99 {value:.1f} > {limits[name]:g}" for name, value in p99.items()
-           if value is not None and value > limits[name]]
+    why += [f"{name} p99 {value:.1f} > {limits[name]:g}" for name, value in p99.items()
+            if value is not None and value > limits[name]]
     why += [f"no {name} measured" for name, value in p99.items() if value is None and name != "tpot_ms"]
     share = None
     if records:
@@ -208,7 +219,7 @@ def judge(result: api.RunResult, target: str, slo: SLO, goodput: float | None, i
     saturated = bool(stage is not None and stage.saturated)
     if saturated:
         why.append("saturated")
-    validity = block.validity
+    validity = result.summary.targets[target].validity
     return Step(index=index, load=load, out=str(result.out), seconds=round(seconds, 1), requests_ok=block.requests.ok,
                 requests_failed=block.requests.failed, p99_ms={k: v for k, v in p99.items()},
                 goodput=None if share is None else round(share, 4), saturated=saturated, passed=not why, why=why,
@@ -218,7 +229,7 @@ def judge(result: api.RunResult, target: str, slo: SLO, goodput: float | None, i
 
 def search(profile: Profile, slo: SLO, out: Path, *, over: Over = "rate", goodput: float | None = None,
            resolution: float = 0.05, max_steps: int = 12, start: float | None = None,
-           notify: Callable[[str], None] = lambda _: None) -> SearchResult:
+           notify: Callable[[str], None] = lambda _: None, steady: bool = False) -> SearchResult:
     """Search every target of ``profile`` in turn; writes ``out/search.json`` and returns it."""
     if not slo.limits():
         raise SearchError("the SLO sets no limit")
@@ -228,10 +239,10 @@ def search(profile: Profile, slo: SLO, out: Path, *, over: Over = "rate", goodpu
         raise SearchError("--start must be a positive number")
     out.mkdir(parents=True, exist_ok=True)
     found = SearchResult(profile=profile.name, over=over, slo=slo, goodput=goodput, resolution=resolution,
-                         max_steps=max_steps, targets={})
+                         max_steps=max_steps, steady=steady, targets={})
     for target in profile.targets:
         found.targets[target.name] = Search(profile, target.name, slo, out, over=over, goodput=goodput,
                                             resolution=resolution, max_steps=max_steps, start=start,
-                                            notify=notify).run()
+                                            notify=notify, steady=steady).run()
         (out / SEARCH_FILE).write_text(found.model_dump_json(indent=2) + "\n")
     return found

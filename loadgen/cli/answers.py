@@ -30,6 +30,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--resolution", type=float, default=0.05, help="stop when (hi − lo) / lo ≤ this")
     p.add_argument("--max-steps", type=int, default=12, help="stages per target at most")
     p.add_argument("--start", type=float, help="first load tried (default: the profile's own)")
+    p.add_argument("--steady", action="store_true",
+                   help="judge each step on its steady-state window (the stage's `steady` block), not the whole stage")
     p.add_argument("--out", type=Path, help="output folder (default results/search-<timestamp>)")
     p.add_argument("--set", action="append", default=[], metavar="dotted.key=value")
     q = sub.add_parser("compare", help="run B against run A, with bootstrap confidence intervals")
@@ -40,6 +42,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--fail-if", action="append", default=[], metavar="RULE",
                    help="exit 1 when it holds with significance, e.g. 'ttft_ms.p99>+10%%'")
     q.add_argument("--allow-invalid", action="store_true", help="compare runs whose validity verdict is false")
+    q.add_argument("--steady", action="store_true",
+                   help="compare each stage's steady state only (the requests sent inside its `steady` window)")
     q.add_argument("--resamples", type=int, help=f"bootstrap resamples (default {COMPARE_DEFAULTS_HELP[1]})")
     q.add_argument("--seed", type=int, help=f"seed of the bootstrap draws (default {COMPARE_DEFAULTS_HELP[2]})")
     q.add_argument("--out", type=Path, help="write compare.md, compare.html and compare.json here")
@@ -63,6 +67,7 @@ def cmd_search(args: argparse.Namespace) -> int:
         profile = load_profile(args.profile, [parse_assignment(text) for text in args.set])
         out = args.out or Path("results") / time.strftime("search-%Y%m%d-%H%M%S")
         found = s.search(profile, slo, out, over=args.over, goodput=args.goodput, resolution=args.resolution,
+                         steady=args.steady,
                          max_steps=args.max_steps, start=args.start, notify=console.print)
     except (ValidationError, ValueError, OSError, api.RunSetupError, UnknownPluginError) as exc:
         print_error(console, exc)
@@ -92,7 +97,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
             raise c.CompareError("--resamples must be at least 100")
         a, b = api.load_run(args.run_a), api.load_run(args.run_b)
         comp = c.compare_runs(a, b, metrics, rules, allow_invalid=args.allow_invalid, resamples=resamples,
-                              seed=seed)
+                              seed=seed, steady_state=args.steady)
     except (c.CompareError, api.RunFormatError) as exc:
         console.print(f"[red]error:[/red] {exc}")
         return EXIT_BAD_INPUT

@@ -1,4 +1,5 @@
-"""``summary.csv``: one row per target and stage (stage ``all`` = every stage together).
+"""``summary.csv``: one row per target and stage (stage ``all`` = every stage together), each stage followed by
+its steady state (stage ``"<stage> steady"``, ``loadgen.verdicts.steady``).
 
 Columns: target, stage, ok, failed, then ``<distribution>_<stat>`` for every registered
 distribution and ``CSV_STATS``, then every registered aggregate.
@@ -13,7 +14,7 @@ from typing import Any
 from loadgen import metrics as m
 from loadgen.registry import OUTPUTS
 from loadgen.render.output import OutputFormat
-from loadgen.summary import Summary
+from loadgen.summary import Summary, windows
 
 CSV_FILE = "summary.csv"  # in the run folder (the OUTPUTS registry writes it)
 
@@ -30,7 +31,7 @@ def write_csv(summary: Summary, path: Path) -> None:
         writer = csv.writer(f)
         writer.writerow(header())
         for target, block in summary.targets.items():
-            for stage, data in [("all", block), *block.stages.items()]:
+            for stage, data in windows(block):
                 row: list[Any] = [target, stage, data.requests.ok, data.requests.failed]
                 for d in m.DISTRIBUTIONS:
                     s = data.stats(d.name)

@@ -19,7 +19,7 @@ from rich.table import Table as RichTable
 from loadgen import metrics as m
 from loadgen.registry import OUTPUTS
 from loadgen.render.output import OutputFormat
-from loadgen.summary import Metrics, Summary
+from loadgen.summary import Metrics, Summary, windows
 from loadgen.verdicts.validity import THRESHOLDS
 
 TEXT_FILE = "report.txt"  # in the run folder (the OUTPUTS registry writes it)
@@ -54,11 +54,11 @@ def metric_columns() -> list[str]:
 
 
 def summary_table(summary: Summary, stages: Literal["always", "when_several"] = "always") -> Table:
-    """One row per target over all its stages (``all``), then one per stage."""
+    """One row per target over all its stages (``all``), then one per stage, each followed by its steady state
+    (``"<stage> steady"``); with ``when_several``, a single stage's own row is left out (it is ``all``)."""
     table = Table(TITLE, ["target", "stage", "ok", "fail", *metric_columns()])
     for target, block in summary.targets.items():
-        shown = list(block.stages.items()) if stages == "always" or len(block.stages) > 1 else []
-        for stage, data in [("all", block), *shown]:
+        for stage, data in windows(block, stages=stages == "always" or len(block.stages) > 1):
             table.rows.append([target, stage, str(data.requests.ok), str(data.requests.failed), *_cells(data)])
     return table
 

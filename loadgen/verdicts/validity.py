@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from loadgen import metrics as m
 from loadgen.cpu import cpu_share
@@ -53,6 +53,9 @@ class Validity(BaseModel):
     loop_lag_p99_ms: float | None = None
     send_lag_p99_ms: float | None = None
     achieved_ratio: float | None = None
+    # What does not make the measurement invalid but changes how to read it (a stage that never reached steady
+    # state, or whose steady window is short: loadgen.verdicts.steady); set by the summary.
+    warnings: list[str] = Field(default_factory=list)
 
 
 def achieved_ratio(records: Sequence[RequestRecord]) -> float | None:

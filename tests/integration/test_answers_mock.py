@@ -90,6 +90,23 @@ def test_compare_finds_a_known_shift_and_gates_on_it(tmp_path: Path, capsys: pyt
     assert "| better |" in capsys.readouterr().out
 
 
+def test_compare_and_search_can_use_the_steady_state(tmp_path: Path) -> None:
+    """``compare --steady`` compares the requests sent inside each stage's steady window (fewer, the same shift);
+    ``search --steady`` judges each step on its window, and says so in search.json."""
+    a, b = run_against(tmp_path, "a", "20"), run_against(tmp_path, "b", "30")
+    steady_a = json.loads((a / "summary.json").read_text())["targets"]["mock"]["stages"]["c2"]["steady"]
+    assert steady_a["reached"] and 0.5 < steady_a["share"] <= 1 and steady_a["metrics"]["requests"]["ok"] < 80
+    args = ["--metric", "ttft_ms.p50", "--allow-invalid"]
+    assert main(["compare", str(a), str(b), *args, "--steady", "--out", str(tmp_path / "steady")]) == 0
+    row = json.loads((tmp_path / "steady" / "compare.json").read_text())["rows"][0]
+    assert row["verdict"] == "worse" and row["diff"] == pytest.approx(10, abs=2)
+    assert row["a"] == pytest.approx(steady_a["metrics"]["ttft_ms"]["p50"], abs=0.01)  # the window's requests
+    with mock(tmp_path, "--ttft-ms", "20", "--itl-ms", "2") as url:
+        base = profile(url, tmp_path, 6, load={"type": "rate", "rate": 20, "duration_s": 2, "arrival": "constant"})
+        found = search(base, SLO.parse("ttft_p99_ms=500"), tmp_path / "search", max_steps=2, steady=True)
+    assert found.steady and all(step.passed for step in found.targets["mock"].steps)
+
+
 def test_compare_refuses_an_invalid_run_unless_allowed(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     a = run_against(tmp_path, "a", "20")
     bad = tmp_path / "bad"

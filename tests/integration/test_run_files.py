@@ -80,13 +80,16 @@ def test_summary_json_keeps_its_layout(saved: RunResult) -> None:
     assert block["resources"]["rss_mb"] > 0 and block["resources"]["sources"]["rss_mb"] == "process"
     assert block["ttft_breakdown"]["missing"] == ["queue", "prefill"]
     assert set(block["validity"]) == {"valid", "reasons", "cpu_share", "loop_lag_p99_ms", "send_lag_p99_ms",
-                                      "achieved_ratio"}
+                                      "achieved_ratio", "warnings"}  # warnings: steady state (issue 28)
     assert set(block["requests"]) == {"ok", "failed", "by_error"} and set(block["requests"]["by_error"]) == set(
         ERROR_CLASSES)
     assert block["requests"]["ok"] + block["requests"]["failed"] == 20  # warm-up requests are not counted
     assert list(block["stages"]) == ["c2", "r50"]
     for stage in block["stages"].values():
-        assert set(stage) == {"requests", "saturated", "resources", "ttft_breakdown", *m.registered_names()}
+        assert set(stage) == {"requests", "saturated", "resources", "ttft_breakdown", "steady",
+                              *m.registered_names()}
+        assert {"rule", "reached", "start_s", "end_s", "share", "plateau", "metrics"} <= set(stage["steady"])
+        assert set(stage["steady"]["metrics"]) >= {"requests", *m.registered_names()}
     for d in m.DISTRIBUTIONS:
         if d.source == "records" and d.name != "connect_ms":
             assert set(block[d.name]) == STATS, d.name
