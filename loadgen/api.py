@@ -412,7 +412,10 @@ def summarize_run(records: Sequence[RequestRecord], lags: Sequence[tuple[int, in
             tokenize = None  # agreement falls back to characters, and says so in its ``unit``
     summary = build_summary(records, lags, manifest, saved.get("slo") or {}, agreement_reference=reference,
                             agreement_references=references, tokenize=tokenize, cpu=cpu, observed=observed,
-                            closed_loops=closed_loops(profile, saved))
+                            closed_loops=closed_loops(profile, saved),
+                            prices={t["name"]: t["price_per_hour"] for t in saved.get("targets") or []
+                                    if t.get("price_per_hour") is not None},
+                            usd_per_kwh=saved.get("usd_per_kwh"))
     if workers:
         summary.workers = list(workers)
     return summary

@@ -38,6 +38,9 @@ class TargetConfig(StrictModel):
         "the engine's Prometheus page (loadgen.observe); default for openai-* kinds: the target URL + /metrics"))
     pid: int | None = Field(default=None, ge=1, description=(
         "the engine's process on this machine, sampled with its descendants (CPU, RSS); the local stack fills it"))
+    price_per_hour: float | None = Field(default=None, ge=0, description=(
+        "what this target's machine costs per hour, in USD (e.g. its GPU's rate): gives each stage a `cost` block "
+        "(loadgen/cost.py); none is assumed without it"))
 
     @field_validator("kind")
     @classmethod
@@ -199,6 +202,8 @@ class Profile(StrictModel):
     workers: int = Field(default=1, ge=1, le=256, description=(
         "client processes, each with its own event loop, sharing one schedule (loadgen.scaling.coordinator)"))
     slo: SLOConfig = SLOConfig()
+    usd_per_kwh: float | None = Field(default=None, ge=0, description=(
+        "electricity price: prices measured energy (GPU runs) in each `cost` block (loadgen/cost.py)"))
     agreement: AgreementConfig | None = None
     metrics: MetricsConfig = MetricsConfig()
     observe: ObserveConfig = ObserveConfig()
@@ -278,3 +283,24 @@ def load_profile(path: Path | None, overrides: list[tuple[str, Any]]) -> Profile
     for key, value in overrides:
         set_dotted(data, key, value)
     return Profile.model_validate(data)
+
+
+def with_prices(profile: Profile, prices: list[str]) -> Profile:
+    """``--price-per-hour NAME=USD`` (repeatable) onto the named targets' ``price_per_hour``; a name that is not a
+    target, or a price that is not a non-negative number, is a ValueError saying which."""
+    names = {t.name for t in profile.targets}
+    found: dict[str, float] = {}
+    for text in prices:
+        name, sep, usd = text.partition("=")
+        try:
+            price = float(usd)
+        except ValueError:
+            price = -1.0
+        if not sep or price < 0 or price != price:
+            raise ValueError(f"--price-per-hour {text!r}: expected NAME=USD, a non-negative number of dollars")
+        if name not in names:
+            raise ValueError(f"--price-per-hour names {name!r}, which is not one of the targets ({', '.join(names)})")
+        found[name] = price
+    targets = [t.model_copy(update={"price_per_hour": found[t.name]}) if t.name in found else t
+               for t in profile.targets]
+    return profile.model_copy(update={"targets": targets})

@@ -193,6 +193,17 @@ def goodput_rps(records: Sequence[RequestRecord], ttft: float | None, tpot: floa
     return sum(1 for r in records if meets_slo(r, ttft, tpot, e2e)) / w if w > 0 else 0.0
 
 
+def good_token_share(records: Sequence[RequestRecord], ttft: float | None, tpot: float | None,
+                     e2e: float | None) -> float | None:
+    """Share of the successful requests' output tokens that belong to requests meeting every SLO limit: times a
+    window's output tokens per second, the goodput tokens per second the cost of a good token is priced on
+    (``loadgen.cost``). None when nothing was produced."""
+    produced = sum(r.output_tokens or 0 for r in records if r.ok)
+    if not produced:
+        return None
+    return sum(r.output_tokens or 0 for r in records if meets_slo(r, ttft, tpot, e2e)) / produced
+
+
 def cached_share(records: Sequence[RequestRecord]) -> float | None:
     """Cached share of prompt tokens: Σ cached_tokens / Σ prompt_tokens over the successful requests
     whose server reported ``usage.prompt_tokens_details.cached_tokens``; None when none did.

@@ -28,6 +28,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from loadgen import metrics as m
+from loadgen.cost import Cost, cost_block
 from loadgen.observe.resources import Resources
 from loadgen.observe.server_metrics import ServerBlock
 from loadgen.observe.summary_blocks import Observed
@@ -57,6 +58,8 @@ class Metrics(BaseModel):
     resources: Resources | None = None
     server: ServerBlock | None = None
     ttft_breakdown: TtftBreakdown | None = None
+    # With a price for the target (targets[].price_per_hour, --price-per-hour): loadgen.cost; absent otherwise.
+    cost: Cost | None = None
 
     def stats(self, name: str) -> m.Stats | None:
         return getattr(self, name)  # type: ignore[no-any-return]
@@ -182,12 +185,14 @@ def build_summary(records: Sequence[RequestRecord], loop_lag: Sequence[tuple[int
                   slo: dict[str, float | None], agreement_reference: str | None = None,
                   agreement_references: Mapping[str, str] | None = None, tokenize: Tokenize | None = None,
                   cpu: Sequence[Sequence[tuple[int, int]]] = (),
-                  observed: Observed | None = None, closed_loops: Mapping[int, int] | None = None) -> Summary:
+                  observed: Observed | None = None, closed_loops: Mapping[int, int] | None = None,
+                  prices: Mapping[str, float] | None = None, usd_per_kwh: float | None = None) -> Summary:
     """Per target, over all stages and per stage. ``loop_lag``: (perf_counter_ns, lag ns) samples,
     attributed to a target/stage by the window its records span. ``cpu``: each client process's CPU
     samples (``loadgen.cpu``; one series, or one per ``--workers`` process) for the validity verdict.
     ``observed``: the engines' samples (``loadgen.observe``). ``closed_loops``: stage index → concurrency of
-    each closed-loop stage (the steady-state rule; other stages are open loops)."""
+    each closed-loop stage (the steady-state rule; other stages are open loops). ``prices``: target → price per
+    hour in USD, for the ``cost`` blocks (``usd_per_kwh`` prices measured energy)."""
     observed = observed or Observed()
     targets: dict[str, TargetSummary] = {}
     for target in dict.fromkeys(r.target for r in records):
@@ -203,6 +208,8 @@ def build_summary(records: Sequence[RequestRecord], loop_lag: Sequence[tuple[int
             observed.attach(stages[in_stage[0].stage_name], in_stage, target, in_stage[0].stage_name)
         observed.attach(block, mine, target, None)
         summary = TargetSummary(**{k: v for k, v in block if k in block.model_fields_set}, stages=stages)
+        if prices and target in prices:
+            price_blocks(summary, mine, prices[target], slo, usd_per_kwh)
         summary.validity = verdict(mine, lags_within(mine, loop_lag), cpu)
         summary.validity.warnings = steady_warnings(stages)
         by_turn = ttft_by_turn(mine)
@@ -249,6 +256,27 @@ def steady_state(records: Sequence[RequestRecord], concurrency: int | None, loop
                        end_s=round((window.end_ns - first) / m.NS_PER_S, 6),
                        share=round((window.end_ns - window.start_ns) / (last - first), 4) if last > first else None,
                        plateau=flat, metrics=block)
+
+
+def price_blocks(target: TargetSummary, records: Sequence[RequestRecord], price_per_hour: float,
+                 slo: dict[str, float | None], usd_per_kwh: float | None) -> None:
+    """A ``cost`` block (``loadgen.cost``) on the target, each stage and each stage's steady state, from each
+    block's own rates."""
+    limits = (slo.get("ttft_ms"), slo.get("tpot_ms"), slo.get("e2e_ms"))
+    blocks: list[tuple[Metrics, list[RequestRecord]]] = [(target, list(records))]
+    for name, stage in target.stages.items():
+        mine = [r for r in records if r.stage_name == name]
+        blocks.append((stage, mine))
+        if stage.steady is not None and stage.steady.metrics is not None:
+            blocks.append((stage.steady.metrics, steady.steady_records(mine, stage.steady.start_s,
+                                                                        stage.steady.end_s)))
+    for block, mine in blocks:
+        out = block.value("output_tokens_per_s")
+        share = m.good_token_share(mine, *limits) if any(v is not None for v in limits) else None
+        block.cost = cost_block(price_per_hour, out, block.value("input_tokens_per_s"),
+                                None if share is None or out is None else out * share, usd_per_kwh=usd_per_kwh,
+                                energy_j=block.resources.energy_j if block.resources is not None else None,
+                                output_tokens=sum(r.output_tokens or 0 for r in mine if r.ok))
 
 
 def steady_warnings(stages: Mapping[str, Metrics]) -> list[str]:

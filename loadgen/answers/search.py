@@ -29,6 +29,7 @@ from pydantic import BaseModel, Field
 from loadgen import api
 from loadgen import metrics as m
 from loadgen.config import Profile
+from loadgen.cost import Cost
 from loadgen.registry import SHAPES
 from loadgen.verdicts.steady import steady_records
 
@@ -85,6 +86,9 @@ class Step(BaseModel):
     why: list[str]
     valid: bool | None
     validity_reasons: list[str] = Field(default_factory=list)
+    # With a price for the target: what its tokens cost at this step's load (the stage's, or its steady state's,
+    # ``cost`` block: loadgen/cost.py).
+    cost: Cost | None = None
 
 
 class TargetSearch(BaseModel):
@@ -97,6 +101,10 @@ class TargetSearch(BaseModel):
     converged: bool = False
     seconds: float = 0.0
     steps: list[Step] = Field(default_factory=list)
+
+    def cost_at_answer(self) -> Cost | None:
+        """The cost block of the step that ran at the load found (the capacity), when the target had a price."""
+        return next((s.cost for s in self.steps if s.passed and s.load == self.answer), None)
 
 
 class SearchResult(BaseModel):
@@ -193,8 +201,8 @@ def judge(result: api.RunResult, target: str, slo: SLO, goodput: float | None, i
           seconds: float, steady: bool = False) -> Step:
     """Did one step meet the SLO? (the rule in the module docstring). ``steady``: judged on the stage's
     steady-state window (its ``steady`` block and the requests sent inside it); no window fails the step."""
-    block = result.summary.targets[target]
-    stage = next(iter(block.stages.values()), None)
+    stage = next(iter(result.summary.targets[target].stages.values()), None)
+    block = stage if stage is not None else result.summary.targets[target]
     records = [r for r in result.records if r.target == target and not r.warmup]
     why = []
     window = stage.steady if steady and stage is not None else None
@@ -224,7 +232,7 @@ def judge(result: api.RunResult, target: str, slo: SLO, goodput: float | None, i
                 requests_failed=block.requests.failed, p99_ms={k: v for k, v in p99.items()},
                 goodput=None if share is None else round(share, 4), saturated=saturated, passed=not why, why=why,
                 valid=None if validity is None else validity.valid,
-                validity_reasons=[] if validity is None else validity.reasons)
+                validity_reasons=[] if validity is None else validity.reasons, cost=block.cost)
 
 
 def search(profile: Profile, slo: SLO, out: Path, *, over: Over = "rate", goodput: float | None = None,

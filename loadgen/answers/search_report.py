@@ -21,13 +21,15 @@ def steps_table(found: SearchResult) -> Table:
     limits = list(found.slo.limits())
     table = Table(f"SLO search over {found.over}: {', '.join(f'{k} ≤ {v:g}' for k, v in found.slo.limits().items())}"
                   f" (p99, ms){f', goodput ≥ {found.goodput:.0%}' if found.goodput else ''}",
-                  ["target", "step", found.over, *(f"{n} p99" for n in limits), "goodput", "ok", "fail",
-                   "saturated", "valid", "SLO"])
+                  ["target", "step", found.over, *(f"{n} p99" for n in limits), "goodput", "$/Mtok out", "ok",
+                   "fail", "saturated", "valid", "SLO"])
     for target, t in found.targets.items():
         for s in t.steps:
+            price = s.cost.usd_per_mtok_output if s.cost is not None else None
             table.rows.append([target, str(s.index), f"{s.load:g}",
                                *("-" if (v := s.p99_ms.get(n)) is None else f"{v:.1f}" for n in limits),
-                               "-" if s.goodput is None else f"{s.goodput:.1%}", str(s.requests_ok),
+                               "-" if s.goodput is None else f"{s.goodput:.1%}",
+                               "-" if price is None else f"{price:.3g}", str(s.requests_ok),
                                str(s.requests_failed), "yes" if s.saturated else "", {True: "", False: "NO",
                                                                                       None: "?"}[s.valid],
                                "pass" if s.passed else "fail: " + "; ".join(s.why)])
@@ -43,8 +45,11 @@ def answer_lines(found: SearchResult) -> list[str]:
         bracket = f"capacity in [{t.lo:g}, {t.hi:g})" if t.hi is not None else "no failing load found yet"
         state = "" if t.converged else " — NOT converged: raise --max-steps"
         invalid = sum(1 for s in t.steps if s.valid is False)
+        cost = t.cost_at_answer()
+        priced = (f"; at it ${cost.usd_per_mtok_output:.4g} per million output tokens "
+                  f"(at ${cost.price_per_hour:g}/h)" if cost is not None and cost.usd_per_mtok_output else "")
         lines.append(f"{target}: highest {found.over} meeting the SLO = {t.answer:g} ({bracket}, resolution "
-                     f"{found.resolution:.0%}, {len(t.steps)} steps, {t.seconds:g} s){state}"
+                     f"{found.resolution:.0%}, {len(t.steps)} steps, {t.seconds:g} s){state}{priced}"
                      + (f"; {invalid} step(s) had an invalid client (see valid)" if invalid else ""))
     return lines
 

@@ -32,6 +32,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--start", type=float, help="first load tried (default: the profile's own)")
     p.add_argument("--steady", action="store_true",
                    help="judge each step on its steady-state window (the stage's `steady` block), not the whole stage")
+    p.add_argument("--price-per-hour", action="append", default=[], metavar="NAME=USD",
+                   help="what target NAME's machine costs per hour: the cost per million tokens at the capacity found")
     p.add_argument("--out", type=Path, help="output folder (default results/search-<timestamp>)")
     p.add_argument("--set", action="append", default=[], metavar="dotted.key=value")
     q = sub.add_parser("compare", help="run B against run A, with bootstrap confidence intervals")
@@ -57,14 +59,15 @@ def cmd_search(args: argparse.Namespace) -> int:
     from loadgen.answers import search as s
     from loadgen.answers import search_report as search_render
     from loadgen.cli.run import print_error
-    from loadgen.config import load_profile, parse_assignment
+    from loadgen.config import load_profile, parse_assignment, with_prices
     from loadgen.registry import UnknownPluginError
     from loadgen.render.table import to_rich
 
     console = Console(stderr=True)
     try:
         slo = s.SLO.parse(args.slo)
-        profile = load_profile(args.profile, [parse_assignment(text) for text in args.set])
+        profile = with_prices(load_profile(args.profile, [parse_assignment(text) for text in args.set]),
+                              args.price_per_hour)
         out = args.out or Path("results") / time.strftime("search-%Y%m%d-%H%M%S")
         found = s.search(profile, slo, out, over=args.over, goodput=args.goodput, resolution=args.resolution,
                          steady=args.steady,

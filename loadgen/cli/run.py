@@ -34,6 +34,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--tokenizer", type=Path, help="model folder with tokenizer.json (exact prompt lengths)")
     p.add_argument("--dataset", type=Path, help="ShareGPT-format JSON file")
     p.add_argument("--slo", help="ttft_ms=X,tpot_ms=Y,e2e_ms=Z (goodput)")
+    p.add_argument("--price-per-hour", action="append", default=[], metavar="NAME=USD",
+                   help="what target NAME's machine costs per hour: a `cost` block ($ per million tokens) per stage "
+                        "(repeatable; targets[].price_per_hour)")
+    p.add_argument("--usd-per-kwh", type=float, metavar="USD", help="price measured energy (GPU runs) too")
     p.add_argument("--max-in-flight", type=int)
     p.add_argument("--out", type=Path, help="output folder (default results/<timestamp>)")
     p.add_argument("--set", action="append", default=[], metavar="dotted.key=value",
@@ -104,6 +108,8 @@ def overrides_from_args(args: argparse.Namespace) -> list[tuple[str, Any]]:
         o += [("prompts.source", "sharegpt"), ("prompts.dataset", str(args.dataset)), ("prompts.input_tokens", DELETE)]
     if args.slo:
         o += [(f"slo.{k}", v) for k, v in SLOConfig.parse(args.slo).items()]
+    if getattr(args, "usd_per_kwh", None) is not None:
+        o.append(("usd_per_kwh", args.usd_per_kwh))
     if getattr(args, "metrics_port", None) is not None:
         o.append(("metrics.port", args.metrics_port))
     o += _request_overrides(args)
@@ -155,7 +161,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from loadgen.cli.engine_builds import EngineManifestError, describe, load_engine_manifests
     from loadgen.cli.exit_codes import outcome
     from loadgen.cli.progress import ProgressBar
-    from loadgen.config import load_profile
+    from loadgen.config import load_profile, with_prices
     from loadgen.registry import UnknownPluginError
     from loadgen.render.table import print_summary
 
@@ -163,7 +169,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     try:
         if not 0 <= getattr(args, "max_failed_ratio", 0.0) <= 1:
             raise ValueError("--max-failed-ratio is a share of the requests, between 0 and 1")
-        profile = load_profile(args.profile, overrides_from_args(args))
+        profile = with_prices(load_profile(args.profile, overrides_from_args(args)), args.price_per_hour)
         engine_builds = load_engine_manifests(args.engine_manifest)
     except (ValidationError, ValueError, OSError, EngineManifestError) as exc:
         print_error(console, exc)

@@ -56,10 +56,13 @@ def metric_columns() -> list[str]:
 def summary_table(summary: Summary, stages: Literal["always", "when_several"] = "always") -> Table:
     """One row per target over all its stages (``all``), then one per stage, each followed by its steady state
     (``"<stage> steady"``); with ``when_several``, a single stage's own row is left out (it is ``all``)."""
-    table = Table(TITLE, ["target", "stage", "ok", "fail", *metric_columns()])
+    priced = any(block.cost is not None for block in summary.targets.values())
+    table = Table(TITLE, ["target", "stage", "ok", "fail", *metric_columns(), *(["$/Mtok out"] if priced else [])])
     for target, block in summary.targets.items():
         for stage, data in windows(block, stages=stages == "always" or len(block.stages) > 1):
-            table.rows.append([target, stage, str(data.requests.ok), str(data.requests.failed), *_cells(data)])
+            usd = data.cost.usd_per_mtok_output if data.cost is not None else None
+            table.rows.append([target, stage, str(data.requests.ok), str(data.requests.failed), *_cells(data),
+                               *(["-" if usd is None else f"{usd:.4g}"] if priced else [])])
     return table
 
 

@@ -14,8 +14,9 @@ import pytest
 
 from loadgen import api
 from loadgen.answers.search import SLO, search
+from loadgen.answers.search_report import answer_lines
 from loadgen.cli import main
-from loadgen.config import Profile
+from loadgen.config import Profile, with_prices
 from loadgen.cpu import CPU_FILE
 from loadgen.selftest import running_mock
 
@@ -103,8 +104,20 @@ def test_compare_and_search_can_use_the_steady_state(tmp_path: Path) -> None:
     assert row["a"] == pytest.approx(steady_a["metrics"]["ttft_ms"]["p50"], abs=0.01)  # the window's requests
     with mock(tmp_path, "--ttft-ms", "20", "--itl-ms", "2") as url:
         base = profile(url, tmp_path, 6, load={"type": "rate", "rate": 20, "duration_s": 2, "arrival": "constant"})
+        base = with_prices(base, ["mock=3.6"])
         found = search(base, SLO.parse("ttft_p99_ms=500"), tmp_path / "search", max_steps=2, steady=True)
-    assert found.steady and all(step.passed for step in found.targets["mock"].steps)
+        assert main(["run", "--target", f"mock=openai-completions@{url}", "--model", "mock", "--rate", "5",
+                     "--requests", "4", "--price-per-hour", "nope=1", "--no-progress", "--no-metrics"]) == 2
+    t = found.targets["mock"]
+    assert found.steady and all(step.passed for step in t.steps)
+    # $3.60 an hour is $0.001 a second: the cost at capacity is that over the steady window's output tokens/s
+    cost = t.cost_at_answer()
+    assert cost is not None and cost.price_per_hour == 3.6 and cost.usd_per_mtok_output is not None
+    summary = json.loads((Path(t.steps[-1].out) / "summary.json").read_text())
+    steady_out = summary["targets"]["mock"]["stages"][next(iter(summary["targets"]["mock"]["stages"]))]["steady"]
+    assert cost.usd_per_mtok_output == pytest.approx(1e-3 / steady_out["metrics"]["output_tokens_per_s"] * 1e6,
+                                                     rel=1e-3)
+    assert "per million output tokens (at $3.6/h)" in " ".join(answer_lines(found))
 
 
 def test_compare_refuses_an_invalid_run_unless_allowed(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
