@@ -120,11 +120,17 @@ def run(profile: Profile, out: Path | None = None, *, argv: Sequence[str] = (),
     hooks = hooks or Hooks()
     secrets = _checked_targets(profile)  # before anything is created: nothing is left behind by a bad target
     specs, counter, prompt_stats = build_prompts(profile, hooks.notify)
-    out = _output_folder(out or profile.out or Path("results") / time.strftime("%Y%m%d-%H%M%S"))
-    manifest = make_manifest(profile, specs, argv, engine_builds, prompt_stats, secrets=secrets,
-                             share=None if share.whole else f"{share.k}/{share.n}")
-    (out / MANIFEST_FILE).write_text(manifest.model_dump_json(indent=2, exclude_unset=True) + "\n")  # fields only grow
+    # The live-metrics port before the folder: a port already taken is bad input, and bad input leaves nothing.
     live = start_exporter(profile, hooks) if profile.metrics.enabled else None
+    try:
+        out = _output_folder(out or profile.out or Path("results") / time.strftime("%Y%m%d-%H%M%S"))
+        manifest = make_manifest(profile, specs, argv, engine_builds, prompt_stats, secrets=secrets,
+                                 share=None if share.whole else f"{share.k}/{share.n}")
+        (out / MANIFEST_FILE).write_text(manifest.model_dump_json(indent=2, exclude_unset=True) + "\n")
+    except BaseException:
+        if live is not None:
+            live.close()
+        raise
     sink = JsonlSink(out / RECORDS_FILE)
     observer = observe.for_profile(profile, out, hooks.notify)  # engine samples, off the event loop
     if observer is not None:

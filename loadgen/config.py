@@ -17,7 +17,7 @@ import yaml
 from pydantic import BeforeValidator, Field, field_validator, model_validator
 
 from loadgen.basemodel import StrictModel
-from loadgen.clients.endpoint import HTTP_SCHEMES, parse_url
+from loadgen.clients.endpoint import HTTP_SCHEMES, parse_url, refuse_credentials
 from loadgen.headers import check_header
 from loadgen.registry import CLIENTS, SHAPES, SOURCES, Registry
 from loadgen.shapes.base import LoadShape
@@ -51,6 +51,13 @@ class TargetConfig(StrictModel):
     @classmethod
     def _valid_headers(cls, headers: dict[str, str] | None) -> dict[str, str] | None:
         return dict(check_header(k, v) for k, v in headers.items()) if headers else headers
+
+    @field_validator("metrics_url")
+    @classmethod
+    def _no_credentials(cls, url: str | None) -> str | None:
+        if url is not None:
+            refuse_credentials(url, "metrics_url")
+        return url
 
     @model_validator(mode="after")
     def _valid_url(self) -> TargetConfig:

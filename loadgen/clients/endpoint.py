@@ -11,7 +11,7 @@ fails with the profile's other errors, naming the target.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 HTTP_SCHEMES = {"http": 80, "https": 443}
 TLS_SCHEMES = frozenset({"https", "grpcs"})
@@ -36,20 +36,42 @@ class Endpoint:
         return f"{host}:{self.port}"
 
 
+def shown(url: str) -> str:
+    """``url`` as an error may quote it: without a user name or password, and without the query's values."""
+    parts = urlsplit(url)
+    netloc = parts.netloc.rpartition("@")[2] if "@" in parts.netloc else parts.netloc
+    query = "&".join(f"{q.partition('=')[0]}=***" for q in parts.query.split("&")) if parts.query else ""
+    return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
+
+
+def refuse_credentials(url: str, what: str = "a target URL") -> None:
+    """ValueError when ``url`` carries a user name or password (``http://user:pass@host``): they would be written
+    to manifest.json, summary.json and the report, and HTTP clients send them as Basic auth to some requests and
+    not others. Credentials go in a header, which every file redacts."""
+    if "@" in urlsplit(url).netloc:
+        raise ValueError(f"{shown(url)}: {what} carries a user name or password (USER:PASS@HOST), which would be "
+                         "written to every file of the run; give the key with --api-key-env VAR or a header with "
+                         "--header 'Authorization: ...' (both are redacted)")
+
+
 def parse_url(url: str, schemes: dict[str, int]) -> Endpoint:
-    """``url`` as an ``Endpoint``; ValueError naming what is wrong (no scheme, an unknown one, no host, a bad port)."""
+    """``url`` as an ``Endpoint``; ValueError naming what is wrong (no scheme, an unknown one, no host, a bad port,
+    credentials in it)."""
     known = ", ".join(f"{s}://" for s in schemes)
+    refuse_credentials(url)
+    url_shown = shown(url)
     if "://" not in url:
         raise ValueError(f"{url!r} has no scheme: write it as {next(iter(schemes))}://HOST:PORT (one of {known})")
     parts = urlsplit(url)
     if parts.scheme not in schemes:
-        raise ValueError(f"{url!r}: scheme {parts.scheme}:// is not supported by this kind; use one of {known}")
+        raise ValueError(f"{url_shown!r}: scheme {parts.scheme}:// is not supported by this kind; use one of {known}")
     if not parts.hostname:
-        raise ValueError(f"{url!r} has no host")
+        raise ValueError(f"{url_shown!r} has no host")
     try:
         port = parts.port
     except ValueError as exc:
-        raise ValueError(f"{url!r}: bad port ({exc})") from exc
+        raise ValueError(f"{url_shown!r}: bad port ({exc})") from exc
     if parts.query or parts.fragment:
-        raise ValueError(f"{url!r}: a target URL takes no query or fragment")
+        raise ValueError(f"{url_shown!r}: a target URL takes no query or fragment (an API key goes in "
+                         "--api-key-env VAR, never in the URL)")
     return Endpoint(parts.scheme, parts.hostname, port or schemes[parts.scheme], parts.path.rstrip("/"))

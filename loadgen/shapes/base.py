@@ -25,7 +25,7 @@ class LoadShape(StrictModel):
     type: str
     name: str | None = None
     requests: int | None = Field(default=None, ge=1)
-    duration_s: float | None = Field(default=None, gt=0)
+    duration_s: float | None = Field(default=None, gt=0, allow_inf_nan=False)
     stop_on_saturation: bool = Field(default=False, description=(
         "end the stage once the server is saturated (loadgen.verdicts.saturation; docs/metrics.md)"))
 
@@ -82,7 +82,8 @@ class OpenLoopShape(LoadShape):
     """Open-loop stages: spacings come from an arrival process (``loadgen.arrivals``)."""
 
     arrival: str = "poisson"
-    burstiness: float = Field(default=1.0, gt=0, description="gamma shape k: 1 is Poisson, <1 burstier")
+    burstiness: float = Field(default=1.0, gt=0, allow_inf_nan=False,
+                              description="gamma shape k: 1 is Poisson, <1 burstier")
 
     @field_validator("arrival")
     @classmethod

@@ -32,8 +32,8 @@ def ramp_time(s: float, r0: float, r1: float, duration: float) -> float:
 @SHAPES.register("ramp")
 class Ramp(OpenLoopShape):
     type: Literal["ramp"] = "ramp"
-    rate: float = Field(gt=0, description="requests per second at the start")
-    end_rate: float = Field(gt=0, description="requests per second at the end")
+    rate: float = Field(gt=0, allow_inf_nan=False, description="requests per second at the start")
+    end_rate: float = Field(gt=0, allow_inf_nan=False, description="requests per second at the end")
 
     @model_validator(mode="after")
     def _has_duration(self) -> Ramp:

@@ -15,7 +15,8 @@ from loadgen.shapes.base import OpenLoopShape
 @SHAPES.register("rate")
 class Rate(OpenLoopShape):
     type: Literal["rate"] = "rate"
-    rate: float = Field(gt=0, description="requests per second")
+    rate: float = Field(gt=0, allow_inf_nan=False,
+                        description="requests per second (finite: an open loop sends on a schedule)")
 
     sweep_field: ClassVar[str | None] = "rate"
 

@@ -114,3 +114,13 @@ def test_plugins_are_checked_against_the_registries_and_defaults_hold() -> None:
     with pytest.raises(ValidationError, match="has no single value to sweep"):
         load_profile(None, [("model", "m"), ("targets", [{"name": "a", "kind": "openai-chat", "url": "http://u"}]),
                             ("sweep", {"type": "ramp", "values": [1]})])
+
+
+@pytest.mark.parametrize("load", [{"type": "rate", "rate": "inf", "requests": 10},
+                                  {"type": "rate", "rate": float("nan"), "requests": 10},
+                                  {"type": "ramp", "rate": 1, "end_rate": float("inf"), "duration_s": 5},
+                                  {"type": "rate", "rate": 5, "duration_s": float("inf")}])
+def test_an_open_loop_needs_finite_numbers(load: dict[str, object]) -> None:
+    with pytest.raises(ValidationError, match="finite number"):
+        Profile.model_validate({"model": "m", "targets": [{"name": "t", "kind": "openai-chat",
+                                                           "url": "http://h:1"}], "load": load})

@@ -4,6 +4,7 @@ connection time apart from send lag; progress while prompts are built."""
 from __future__ import annotations
 
 import json
+import socket
 from pathlib import Path
 
 import pytest
@@ -41,6 +42,23 @@ def target(url: str, kind: str = "openai-chat", **extra: object) -> list[tuple[s
 def test_a_url_the_kind_cannot_reach_is_refused_naming_the_target(url: str, kind: str, message: str) -> None:
     with pytest.raises(ValidationError, match=f"target t: .*{message}"):
         load_profile(None, target(url, kind))
+
+
+@pytest.mark.parametrize("extra", [{}, {"metrics_url": "http://admin:hunter2@h:9/metrics"}])
+def test_credentials_in_a_url_are_refused_and_never_echoed(extra: dict[str, str],
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    url = "http://h:1" if extra else "http://admin:hunter2@h:1/v1"
+    with pytest.raises(ValidationError, match=r"carries a user name or password.*--api-key-env") as caught:
+        load_profile(None, target(url, **extra))
+    said = explain(caught.value)  # what the console prints: pydantic's own text repeats the input
+    assert "hunter2" not in said and "admin" not in said
+    with pytest.raises(ValidationError) as query:
+        load_profile(None, target("http://h:1/v1?api_key=sk-secret"))
+    assert "sk-secret" not in explain(query.value) and "api_key=***" in explain(query.value)
+    assert main(["run", "--target", "t=openai-chat@https://u:hunter2@h:1", "--model", "m", "--concurrency", "1",
+                 "--requests", "1", "--no-progress", "--no-metrics"]) == 2
+    printed = capsys.readouterr()
+    assert "carries a user name or password" in printed.err and "hunter2" not in printed.err + printed.out
 
 
 def test_urls_each_kind_speaks() -> None:
@@ -154,3 +172,17 @@ def test_preconnect_defaults() -> None:
     explicit = load_profile(None, [*target("http://h:1"), ("load", {"concurrency": 7, "requests": 1,
                                                                     "preconnect": 2})])
     assert explicit.resolved_stages()[0].connections_to_open() == 2
+
+
+def test_a_taken_metrics_port_is_refused_before_any_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    dataset = tmp_path / "prompts.json"
+    dataset.write_text(json.dumps([{"id": "0", "conversations": [{"from": "human", "value": "hi"}]}]))
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        code = main(["run", "--target", "t=openai-chat@http://127.0.0.1:1", "--model", "m", "--concurrency", "1",
+                     "--requests", "1", "--dataset", str(dataset), "--metrics-port", str(port), "--set",
+                     "metrics.host=127.0.0.1", "--out", str(tmp_path / "out"), "--no-progress"])
+    assert code == 2 and "cannot serve live metrics" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
