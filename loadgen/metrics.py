@@ -220,6 +220,15 @@ def errors_by_class(records: Iterable[RequestRecord]) -> dict[str, int]:
     return {cls: counts.get(cls, 0) for cls in ERROR_CLASSES}
 
 
+def first_errors(records: Iterable[RequestRecord]) -> dict[str, str]:
+    """The first failed request's ``error_detail`` of each error class that occurred (why, not only how many:
+    ``CERTIFICATE_VERIFY_FAILED`` behind a ``connect`` count), cut to 200 characters."""
+    found: dict[str, str] = {}
+    for r in sorted((r for r in records if r.error is not None), key=lambda r: r.sent_ns):
+        found.setdefault(r.error, (r.error_detail or "")[:200])  # type: ignore[arg-type]
+    return found
+
+
 def ok_or_all(records: Iterable[RequestRecord], ok_only: bool) -> list[RequestRecord]:
     return [r for r in records if r.ok or not ok_only]
 

@@ -44,6 +44,7 @@ class RequestCounts(BaseModel):
     ok: int
     failed: int
     by_error: dict[str, int]
+    first_error: dict[str, str] | None = None  # error class → the first such request's detail (when any failed)
 
 
 class Metrics(BaseModel):
@@ -167,8 +168,10 @@ def summarize(records: Sequence[RequestRecord], loop_lags_ms: Sequence[float],
     """The metrics block for one set of records (warm-up requests are dropped here)."""
     records = m.measured(records)
     ok = sum(1 for r in records if r.ok)
-    values: dict[str, Any] = {
-        "requests": RequestCounts(ok=ok, failed=len(records) - ok, by_error=m.errors_by_class(records))}
+    counts = RequestCounts(ok=ok, failed=len(records) - ok, by_error=m.errors_by_class(records))
+    if ok < len(records):
+        counts.first_error = m.first_errors(records)
+    values: dict[str, Any] = {"requests": counts}
     for d in m.DISTRIBUTIONS:
         if d.samples is None:
             s = m.stats(loop_lags_ms)

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table as RichTable
 
 from loadgen import metrics as m
@@ -111,6 +112,8 @@ def notes(summary: Summary) -> list[tuple[str, str]]:
         errors = {k: v for k, v in block.requests.by_error.items() if v}
         if errors:
             lines.append(("red", f"{target}: errors by class {errors}"))
+            lines += [("red", f"  first {cls}: {detail}") for cls, detail in (block.requests.first_error or {}).items()
+                      if detail]
         lines += [("yellow", f"{target} stage {stage}: the server was saturated (docs/metrics.md, Saturation)")
                   for stage, data in block.stages.items() if data.saturated]
         for name in ("send_lag_ms", "loop_lag_ms"):
@@ -150,8 +153,8 @@ def print_summary(summary: Summary, console: Console | None = None) -> None:
     if not console.is_terminal:
         console.width = max(console.width, 160)  # a log file gets the whole table
     console.print(to_rich(summary_table(summary, stages="when_several")))
-    for style, line in notes(summary):
-        console.print(f"[{style}]{line}[/{style}]" if style else line)
+    for style, line in notes(summary):  # escaped: an error's text ("[SSL: CERTIFICATE_VERIFY_FAILED]") is not markup
+        console.print(f"[{style}]{escape(line)}[/{style}]" if style else escape(line))
 
 
 def to_rich(table: Table) -> RichTable:

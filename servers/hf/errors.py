@@ -63,7 +63,7 @@ def _describe_validation_error(errors: list[dict[str, Any]]) -> tuple[str, str |
     first = errors[0]
     ctx_error = (first.get("ctx") or {}).get("error")
     if isinstance(ctx_error, UnsupportedField):
-        return ctx_error.message, ctx_error.param, "unsupported_value"
+        return ctx_error.message, ctx_error.param, ctx_error.code
     loc = [str(part) for part in first.get("loc", ()) if part != "body"]
     param = ".".join(loc) or None
     kind = first.get("type", "")

@@ -17,6 +17,35 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 NonNegInt = Annotated[int, Field(ge=0)]
 
 
+def find_unencodable(value: Any, path: str = "") -> str | None:
+    """The dotted path of the first string in a request body (any depth, keys included) that UTF-8 cannot
+    encode, or None."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return path or "body"
+        return None
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, item in items:
+        here = f"{path}.{key}" if path else str(key)
+        if isinstance(key, str) and find_unencodable(key) is not None:
+            return here
+        found = find_unencodable(item, here)
+        if found is not None:
+            return found
+    return None
+
+
+def refuse_unencodable(data: Any) -> Any:
+    """A ``mode="before"`` model validator: a request body with a string UTF-8 cannot encode is a 400 naming it."""
+    path = find_unencodable(data)
+    if path is not None:
+        raise InvalidText(path, f"`{path}` is not valid Unicode text: it holds a lone surrogate (\\ud800-\\udfff), "
+                                "which UTF-8 cannot encode")
+    return data
+
+
 class StreamOptions(BaseModel):
     model_config = ConfigDict(extra="ignore")
     include_usage: bool = False
@@ -47,6 +76,11 @@ class _SamplingFields(BaseModel):
     frequency_penalty: float = Field(default=0.0, ge=-2.0, le=2.0)
     logprobs: Any = None
     user: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _utf8_text(cls, data: Any) -> Any:
+        return refuse_unencodable(data)
 
     @field_validator("stop")
     @classmethod
@@ -89,10 +123,19 @@ class _SamplingFields(BaseModel):
 class UnsupportedField(ValueError):
     """A known field with a value this server refuses; carries the field name for ``param``."""
 
+    code = "unsupported_value"
+
     def __init__(self, param: str, message: str) -> None:
         super().__init__(message)
         self.param = param
         self.message = message
+
+
+class InvalidText(UnsupportedField):
+    """A string field that is not Unicode text UTF-8 can carry: JSON's ``\\ud800`` escapes decode to lone
+    surrogates, which no tokenizer encodes (the baseline answered 500 with an internal TypeError)."""
+
+    code = "invalid_value"
 
 
 class CompletionRequest(_SamplingFields):
@@ -164,6 +207,11 @@ class TokenizeRequest(BaseModel):
     prompt: str | None = None
     messages: list[ChatMessage] | None = Field(default=None, min_length=1)
     add_special_tokens: bool = True
+
+    @model_validator(mode="before")
+    @classmethod
+    def _utf8_text(cls, data: Any) -> Any:
+        return refuse_unencodable(data)
 
 
 class Usage(BaseModel):

@@ -7,6 +7,7 @@ minutes on two cores. This tests the HTTP and validation layer, not answer quali
 
 from __future__ import annotations
 
+import httpx
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis import GenerationMode
@@ -55,3 +56,33 @@ def test_no_generated_request_causes_a_server_error(tiny_server: Server) -> None
     ok_paths = {path for _, path, status in sent if status == 200}
     assert {"/v1/completions", "/v1/chat/completions"} <= ok_paths, ok_paths
     assert any(status == 400 for _, _, status in sent)
+
+
+SURROGATE = "x \\ud800 y"  # JSON text: the escape decodes to a lone surrogate, which UTF-8 cannot encode
+INVALID_TEXT_BODIES = [
+    ("/v1/completions", "prompt", '{"model": "M", "prompt": "S", "max_tokens": 2}'),
+    ("/v1/completions", "stop", '{"model": "M", "prompt": "hi", "max_tokens": 2, "stop": "S"}'),
+    ("/v1/completions", "stop.1", '{"model": "M", "prompt": "hi", "max_tokens": 2, "stop": ["a", "S"]}'),
+    ("/v1/completions", "user", '{"model": "M", "prompt": "hi", "max_tokens": 2, "user": "S"}'),
+    ("/v1/completions", "model", '{"model": "S", "prompt": "hi", "max_tokens": 2}'),
+    ("/v1/chat/completions", "messages.0.content",
+     '{"model": "M", "messages": [{"role": "user", "content": "S"}], "max_tokens": 2}'),
+    ("/v1/chat/completions", "messages.0.content.0.text",
+     '{"model": "M", "messages": [{"role": "user", "content": [{"type": "text", "text": "S"}]}], "max_tokens": 2}'),
+    ("/v1/chat/completions", "stop", '{"model": "M", "messages": [{"role": "user", "content": "hi"}], "stop": "S"}'),
+    ("/tokenize", "prompt", '{"model": "M", "prompt": "S"}'),
+    ("/tokenize", "messages.0.content", '{"model": "M", "messages": [{"role": "user", "content": "S"}]}'),
+]
+
+
+def test_invalid_unicode_in_any_string_field_is_a_400_naming_it(tiny_server: Server) -> None:
+    """Every string field, in every endpoint: a lone surrogate is a 400 in OpenAI's shape naming the field, never a
+    500 nor internal text (issue 29, item 4)."""
+    for path, field, body in INVALID_TEXT_BODIES:
+        raw = body.replace('"M"', f'"{tiny_server.model}"').replace('"S"', f'"{SURROGATE}"')
+        response = httpx.post(f"{tiny_server.url}{path}", content=raw, headers={"content-type": "application/json"},
+                              timeout=60)
+        assert response.status_code == 400, (path, field, response.status_code, response.text[:300])
+        error = response.json()["error"]
+        assert error["param"] == field and error["code"] == "invalid_value", (path, field, error)
+        assert "lone surrogate" in error["message"] and "Error" not in error["message"], error

@@ -104,6 +104,9 @@ def test_https_keeps_timestamps_and_checks_the_certificate(tmp_path: Path, monke
         records = list(read_records(tmp_path / "untrusted" / RECORDS_FILE))
         assert {r.error for r in records} == {"connect"}
         assert all("certificate verify failed" in (r.error_detail or "") for r in records)
+        # ... and the console and report.txt say why under the table, not only how many (issue 29, item 10)
+        said = (tmp_path / "untrusted" / "report.txt").read_text()
+        assert "first connect:" in said and "CERTIFICATE_VERIFY_FAILED" in said, said[-1500:]
         assert cli_run(url, tmp_path / "insecure", "--insecure", requests=3) == 0
         # Trusted through --ca-cert: exact against the mock's own books.
         before = httpx.get(f"{url}/metrics", verify=ssl.create_default_context(cafile=str(ca))).text
