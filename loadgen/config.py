@@ -16,6 +16,7 @@ from typing import Annotated, Any, Union
 import yaml
 from pydantic import BeforeValidator, Field, field_validator, model_validator
 
+from loadgen import safe_yaml
 from loadgen.basemodel import StrictModel
 from loadgen.clients.endpoint import HTTP_SCHEMES, parse_url, refuse_credentials
 from loadgen.headers import check_header
@@ -277,13 +278,16 @@ def parse_assignment(text: str) -> tuple[str, Any]:
     key, sep, raw = text.partition("=")
     if not sep or not key:
         raise ValueError(f"--set {text!r}: expected dotted.key=value")
-    return key.strip(), yaml.safe_load(raw) if raw.strip() else ""
+    return key.strip(), safe_yaml.loads(raw) if raw.strip() else ""
 
 
 def load_profile(path: Path | None, overrides: list[tuple[str, Any]]) -> Profile:
     data: dict[str, Any] = {}
     if path is not None:
-        loaded = yaml.safe_load(Path(path).read_text())
+        try:
+            loaded = safe_yaml.load_file(Path(path), "profile")
+        except yaml.YAMLError as exc:
+            raise ValueError(f"{path}: not valid YAML: {str(exc)[:300]}") from None
         if not isinstance(loaded, dict):
             raise ValueError(f"{path}: a profile is a YAML mapping")
         data = loaded

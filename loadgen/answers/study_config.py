@@ -33,6 +33,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
+from loadgen import safe_yaml
 from loadgen.answers.compare import CompareError, MetricRef
 from loadgen.basemodel import StrictModel
 from loadgen.config import Profile, TargetConfig, set_dotted
@@ -191,7 +192,7 @@ def resolve_engine_targets(data: dict[str, Any], stack_state: Path) -> None:
 def load_study(path: Path, overrides: list[tuple[str, Any]], stack_state: Path = DEFAULT_STACK_STATE) -> StudyFile:
     """Read a study file; ``overrides`` are dotted keys (``study.repetitions``, ``load.requests``)."""
     try:
-        data = yaml.safe_load(Path(path).read_text())
+        data = safe_yaml.load_file(Path(path), "study file")
     except (OSError, yaml.YAMLError) as exc:
         raise StudyError(f"{path}: {exc}") from None
     if not isinstance(data, dict) or not isinstance(data.get("study"), dict):

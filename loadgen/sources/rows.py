@@ -63,6 +63,8 @@ def _object(path: Path, number: int, line: str) -> dict[str, Any]:
         obj = json.loads(line)
     except ValueError as exc:
         raise row_error(path, number, "(line)", f"not JSON: {exc}") from exc
+    except RecursionError:
+        raise row_error(path, number, "(line)", "nested too deeply to be a row") from None
     if not isinstance(obj, dict):
         raise row_error(path, number, "(line)", f"expected a JSON object, found {type(obj).__name__}")
     return obj
@@ -84,6 +86,8 @@ def json_items(path: Path) -> Iterator[tuple[int, Any]]:
         except ValueError as exc:
             # the line the broken item starts on; the JSON error says where inside it
             raise row_error(path, lines.at(i), "(item)", f"not JSON: {exc}") from exc
+        except RecursionError:
+            raise row_error(path, lines.at(i), "(item)", "nested too deeply to be an item") from None
         yield lines.at(i), item
         i = _skip_space(text, end)
         if i < len(text) and text[i] == ",":

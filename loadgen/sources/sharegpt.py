@@ -37,6 +37,8 @@ def first_human_turns(path: Path) -> list[tuple[str, str]]:
         data = json.loads(Path(path).read_text())
     except (OSError, ValueError) as exc:
         raise PromptError(f"cannot read ShareGPT file {path}: {exc}") from exc
+    except RecursionError:
+        raise PromptError(f"cannot read ShareGPT file {path}: nested too deeply to be a dataset") from None
     prompts = []
     for item in data if isinstance(data, list) else []:
         for turn in item.get("conversations", []) if isinstance(item, dict) else []:
