@@ -127,6 +127,9 @@ class SweepConfig(StrictModel):
 
 class RequestConfig(StrictModel):
     timeout_s: float = Field(default=600.0, gt=0)
+    connect_timeout_s: float = Field(default=10.0, gt=0, allow_inf_nan=False, description=(
+        "opening one connection (TCP connect and the TLS handshake) may take this long; past it the request is a "
+        "`connect` error (an https:// target on a plain-HTTP port waits for a handshake that never comes)"))
     stall_timeout_s: float = Field(default=120.0, gt=0, description="no byte for this long ends the request")
     temperature: float = Field(default=0.0, ge=0)
     ignore_eos: bool = True

@@ -27,7 +27,7 @@ import contextlib
 import itertools
 import random
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from time import perf_counter_ns
 from typing import Any
@@ -228,7 +228,7 @@ class TargetRunner:
         for index, shape in enumerate(stages):
             if self.stopped:
                 break
-            await self._preconnect(shape)
+            await self._until_stopped(self._preconnect(shape))
             origin = await self._origin(index)
             if self.stopped:
                 break
@@ -242,6 +242,22 @@ class TargetRunner:
     async def _origin(self, stage: int) -> int | None:
         """The stage's start on the run's common clock (``gate``), or None: start now."""
         return await self.gate(stage) if self.gate is not None else None
+
+    async def _until_stopped(self, work: Coroutine[Any, Any, None]) -> None:
+        """``work``, abandoned (cancelled) as soon as a stop is asked: opening a stage's connections can wait up
+        to the connect timeout, and SIGINT/SIGTERM must not wait with it (issue 29)."""
+        task = asyncio.ensure_future(work)
+        stop = asyncio.ensure_future(self._stop.wait())
+        try:
+            await asyncio.wait({task, stop}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stop.cancel()
+            if not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        if not self.stopped:
+            task.result()
 
     async def _preconnect(self, shape: LoadShape) -> None:
         """Open the stage's connections before its first request (``load.preconnect``; the default, a

@@ -27,7 +27,8 @@ def target_headers(profile: Profile, target: TargetConfig) -> tuple[tuple[str, s
 def client_options(profile: Profile, target: TargetConfig) -> ClientOptions:
     req = profile.request
     return ClientOptions(model=profile.model_for(target), timeout_s=req.timeout_s,
-                         stall_timeout_s=req.stall_timeout_s, temperature=req.temperature,
+                         stall_timeout_s=req.stall_timeout_s, connect_timeout_s=req.connect_timeout_s,
+                         temperature=req.temperature,
                          ignore_eos=req.ignore_eos, extra_body=req.extra_body,
                          headers=target_headers(profile, target),
                          ca_cert=str(req.ca_cert) if req.ca_cert else None, insecure=req.insecure)

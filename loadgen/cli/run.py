@@ -50,6 +50,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--api-key-env", metavar="VAR", help="send `Authorization: Bearer $VAR` (the key is never written)")
     p.add_argument("--ca-cert", type=Path, help="PEM file of the CA that signed https:// / grpcs:// targets")
     p.add_argument("--insecure", action="store_true", help="TLS without verifying the certificate (HTTP kinds)")
+    p.add_argument("--connect-timeout", type=float, metavar="S",
+                   help="seconds one connection (TCP and TLS handshake) may take (default 10; "
+                        "request.connect_timeout_s)")
     p.add_argument("--max-failed-ratio", type=float, default=0.0, metavar="R",
                    help=f"exit {EXIT_FAILED} when more than this share of requests failed (default 0: any)")
     p.add_argument("--workers", type=int, metavar="N",
@@ -130,6 +133,8 @@ def _request_overrides(args: argparse.Namespace) -> list[tuple[str, Any]]:
         o.append(("request.ca_cert", str(args.ca_cert)))
     if getattr(args, "insecure", False):
         o.append(("request.insecure", True))
+    if getattr(args, "connect_timeout", None) is not None:
+        o.append(("request.connect_timeout_s", args.connect_timeout))
     return o
 
 

@@ -74,6 +74,7 @@ class ClientOptions:
     model: str
     timeout_s: float = 600.0
     stall_timeout_s: float = 120.0
+    connect_timeout_s: float = 10.0
     temperature: float = 0.0
     ignore_eos: bool = True
     extra_body: dict[str, Any] | None = None
@@ -173,7 +174,7 @@ class HTTPStreamClient:
     async def start(self) -> None:
         """Connections open on demand and stay open: the runner bounds how many are in use."""
         self._pool = ConnectionPool(self.base_url, headers=self.options.headers, tls=self._tls,
-                                    connect_timeout_s=self.options.timeout_s,
+                                    connect_timeout_s=min(self.options.connect_timeout_s, self.options.timeout_s),
                                     connection_class=TLSConnection if self._tls else None)
         self._watchdog = asyncio.get_running_loop().create_task(self._watch_stalls())
 

@@ -4,6 +4,7 @@ truth, every fault class, nothing lost, and a clean stop on SIGINT."""
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
 import time
@@ -84,6 +85,33 @@ def test_each_fault_is_classified_and_nothing_is_lost(tmp_path: Path, fault: str
     assert result.summary.targets["mock"].requests.by_error[error] == 6
     saved = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert saved["targets"]["mock"]["requests"]["by_error"][error] == 6
+
+
+def test_a_wrong_scheme_fails_fast_and_sigterm_stops_the_preconnect(tmp_path: Path) -> None:
+    """``https://`` at a plain-HTTP port (issue 29, item 1): the handshake never completes. Each connection gives up
+    after the connect timeout (a `connect` error, exit 3, not the 600 s request timeout), and a SIGTERM while a
+    closed loop opens its connections stops the run within 2 s (exit 130)."""
+    with mock(tmp_path, "--ttft-ms", "20", "--itl-ms", "5") as url:
+        wrong = url.replace("http://", "https://")
+        argv = [sys.executable, "-m", "loadgen.cli", "run", "--no-progress", "--no-metrics", "--target",
+                f"mock=openai-completions@{wrong}", "--model", "mock", "--concurrency", "4", "--requests", "4",
+                "--output-tokens", "4", "--set", "prompts.source=sharegpt", "--insecure",
+                "--set", f"prompts.dataset={write_dataset(tmp_path)}"]
+        began = time.monotonic()
+        quick = subprocess.run([*argv, "--out", str(tmp_path / "quick"), "--connect-timeout", "1"], cwd=ROOT,
+                               capture_output=True, text=True, timeout=60)
+        assert quick.returncode == 3, quick.stdout + quick.stderr
+        assert time.monotonic() - began < 15  # the preconnect's 1 s, then each request's own 1 s, not 600 s
+        assert {r.error for r in read_records(tmp_path / "quick" / "records.jsonl")} == {"connect"}
+        proc = subprocess.Popen([*argv, "--out", str(tmp_path / "stopped")], cwd=ROOT, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True)
+        time.sleep(3)  # started, and waiting on the handshakes (the default connect timeout is 10 s)
+        sent = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        output, _ = proc.communicate(timeout=30)
+        assert time.monotonic() - sent < 2.0, output
+    assert proc.returncode == 130, output
+    assert (tmp_path / "stopped" / "summary.json").exists()
 
 
 def test_sigint_mid_run_leaves_valid_records_and_a_summary(tmp_path: Path) -> None:
