@@ -20,15 +20,27 @@ from loadgen.tokens import PromptError
 _DECODER = json.JSONDecoder()
 
 
+EXCERPT = 200  # characters of a file's content an error may quote
+
+
+def excerpt(text: str) -> str:
+    """``text`` cut for an error message: a binary file's "header" or a 100 KB cell is not quoted whole."""
+    return text if len(text) <= EXCERPT else f"{text[:EXCERPT]}… ({len(text):,} characters)"
+
+
 def row_error(path: Path, line: int, field: str, problem: str) -> PromptError:
-    return PromptError(f"{path}:{line}: field {field!r}: {problem}")
+    return PromptError(f"{path}:{line}: field {excerpt(field)!r}: {excerpt(problem)}")
 
 
 def read_text(path: Path) -> str:
+    """A data file's text; refused at once when it is not UTF-8 text (a binary file, a NUL byte)."""
     try:
-        return Path(path).read_text(encoding="utf-8")
+        text = Path(path).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        raise PromptError(f"cannot read {path}: {exc}") from exc
+        raise PromptError(f"cannot read {path}: {excerpt(str(exc))}") from exc
+    if "\x00" in text:
+        raise PromptError(f"cannot read {path}: not a text file (it holds NUL bytes)")
+    return text
 
 
 class _Lines:

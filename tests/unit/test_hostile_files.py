@@ -14,7 +14,7 @@ from loadgen.answers.study_config import StudyError, load_study
 from loadgen.cli import main
 from loadgen.config import load_profile, parse_assignment
 from loadgen.sources.sharegpt import first_human_turns
-from loadgen.sources.trace import mooncake
+from loadgen.sources.trace import azure, mooncake
 from loadgen.tokens import PromptError
 
 HEAD = "model: m\ntargets: [{name: t, kind: openai-chat, url: 'http://127.0.0.1:1'}]\n" \
@@ -79,3 +79,18 @@ def test_deeply_nested_json_data_is_a_prompt_error(tmp_path: Path) -> None:
     (tmp_path / "trace.jsonl").write_text('{"x": ' + deep + "}\n")
     with pytest.raises(PromptError, match="nested too deeply"):
         list(mooncake(tmp_path / "trace.jsonl"))
+
+
+def test_a_binary_file_given_as_a_trace_is_refused_at_once(tmp_path: Path) -> None:
+    """Issue 29, item 6: bytes that decode (Latin-1-looking UTF-8 with NULs) or do not; a one-line 100 KB header."""
+    binary = tmp_path / "trace.csv"
+    binary.write_bytes(bytes(range(256)) * 400)
+    text_with_nul = tmp_path / "nul.csv"
+    text_with_nul.write_text("TIMESTAMP,ContextTokens,GeneratedTokens\n" + "a\x00b," * 10)
+    wide = tmp_path / "wide.csv"
+    wide.write_text("x" * 100_000 + "\n1\n")
+    for path in (binary, text_with_nul, wide):
+        began = time.perf_counter()
+        with pytest.raises(PromptError) as caught:
+            list(azure(path))
+        assert time.perf_counter() - began < 1.0 and len(str(caught.value)) < 600, (path, str(caught.value)[:300])
