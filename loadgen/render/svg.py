@@ -10,7 +10,7 @@ carries a ``<title>`` the browser shows as a tooltip.
 Layout by construction: the title sits above the plot area (wrapped when long), tick labels and axis titles
 beside it, the legend in rows below the x-axis title, point and rule labels inside the plot area only where they
 collide with nothing placed before (else left out; the marker's tooltip still says it). Text widths are
-estimated here (``text_width``); the report checks the real ones in the browser (``html.OVERLAP_CHECK``):
+estimated here (``text_width``); the report checks the real ones in the browser (``html.CHECKS``):
 every element of class ``rig-text`` is a candidate, and a title, legend or axis title overlapping any other is an
 error.
 """
