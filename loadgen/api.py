@@ -73,6 +73,11 @@ class RunFormatError(ValueError):
     """A saved run's files do not match the current format; the message names the file and field."""
 
 
+class RunWriteError(OSError):
+    """The run could not write its records (a full disk): it stopped at the first failed write, every complete
+    record kept in records.jsonl; the message says what failed and how many were kept."""
+
+
 @dataclass
 class RunResult:
     """One run: every record, the typed summary and manifest, the client's loop-lag samples
@@ -149,6 +154,9 @@ def run(profile: Profile, out: Path | None = None, *, argv: Sequence[str] = (),
         observed = observer.finish() if observer is not None else Observed()
         if live is not None:
             live.close()
+    if sink.error is not None:
+        raise RunWriteError(f"the run stopped: {sink.error}; {sink.written} complete records kept in "
+                            f"{sink.path} (`loadgen report {out}` rebuilds the summary once there is space)")
     result.out, result.manifest, result.observed = out, manifest, observed
     write_pairs(result.loop_lag, out / LOOP_LAG_FILE)
     write_samples(result.cpu, out / CPU_FILE)
@@ -341,6 +349,8 @@ async def _run_targets(profile: Profile, specs: list[RequestSpec], counter: Toke
         if hooks.on_target is not None:
             hooks.on_target(target.name, total)
         runner = _target_runner(profile, target, specs, counter, sinks, live, hooks, salt_base)
+        if isinstance(sink, JsonlSink):
+            sink.on_failure = runner.request_stop  # a full disk stops the run at its first failed write
         _coordinate(runner, coordination, position)
         watched = {i for i, stage in enumerate(stages) if stage.stop_on_saturation}
         if watched:  # loadgen.verdicts.saturation: ends a stage once the server is saturated
@@ -448,16 +458,17 @@ def write_outputs(result: RunResult, report: bool = True) -> None:
         output.write(result, result.out / output.file)
 
 
-def load_run(path: Path, rebuild: bool = False) -> RunResult:
+def load_run(path: Path, rebuild: bool = False, notify: Callable[[str], None] | None = None) -> RunResult:
     """A saved run. Every file is validated: a damaged or older one raises ``RunFormatError`` naming
     the file and the field. ``rebuild``: return the summary computed again from the records (after
-    validating the saved summary.json, when there is one; a killed run has none)."""
+    validating the saved summary.json, when there is one; a killed run has none). ``notify`` is told what was
+    skipped (a last record cut short)."""
     path = Path(path)
     if not (path / RECORDS_FILE).exists():
         raise RunFormatError(f"no {RECORDS_FILE} in {path}")
     manifest = _validated(path / MANIFEST_FILE, Manifest)
     try:
-        records = list(read_records(path / RECORDS_FILE))
+        records = list(read_records(path / RECORDS_FILE, notify))
         lags = read_pairs(path / LOOP_LAG_FILE, "[perf_counter_ns, lag_ns]")
         cpu = read_samples(path / CPU_FILE)  # absent in runs from before the sampler: no CPU share
         workers, samples = read_reports(path)  # a run with --workers

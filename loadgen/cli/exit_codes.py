@@ -9,6 +9,8 @@ so a pipeline could not tell a dead target from a good run. Now:
   how many it accepts with ``--max-failed-ratio``;
 - ``EXIT_INVALID`` (4): the requests were fine but the measurement is not (the validity verdict,
   ``loadgen.verdicts.validity``, found the client late, lagging or saturated on some target);
+- ``EXIT_WRITE_FAILED`` (5): the run could not write its records (a full disk, ENOSPC): it stopped at the first
+  failed write, the complete records kept;
 - 0 otherwise. (Bad input is 2 and SIGINT 130, as before.)
 """
 
@@ -22,6 +24,7 @@ if TYPE_CHECKING:  # the run's summary; ``loadgen --help`` reads the codes witho
 
 EXIT_FAILED = 3
 EXIT_INVALID = 4
+EXIT_WRITE_FAILED = 5  # the run could not write its records (a full disk): stopped, complete records kept
 EXIT_INTERRUPTED = 130  # SIGINT/SIGTERM: what finished is kept
 
 

@@ -15,13 +15,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def cmd_report(args: argparse.Namespace) -> int:
     """Validate a saved run (every file, naming the field that is wrong), then render it again."""
     from rich.console import Console
+    from rich.markup import escape
 
     from loadgen import api
     from loadgen.render.table import print_summary
 
     console = Console(stderr=True)
     try:
-        result = api.load_run(args.dir, rebuild=True)
+        result = api.load_run(args.dir, rebuild=True, notify=lambda line: console.print(f"note: {escape(line)}"))
     except api.RunFormatError as exc:
         console.print(f"[red]error:[/red] {exc}")
         return 2

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from loadgen.cli.exit_codes import EXIT_FAILED, EXIT_INTERRUPTED
+from loadgen.cli.exit_codes import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_WRITE_FAILED
 from loadgen.headers import parse_header
 from loadgen.registry import ARRIVALS, CLIENTS
 from loadgen.scaling.share import WHOLE, Share
@@ -189,6 +189,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     except (api.RunSetupError, UnknownPluginError) as exc:
         print_error(console, exc)
         return 2
+    except api.RunWriteError as exc:
+        print_error(console, exc)
+        return EXIT_WRITE_FAILED
     assert result.out is not None
     print_summary(result.summary, Console())
     console.print(f"report: {result.out / api.REPORT_FILE}")

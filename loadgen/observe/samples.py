@@ -8,6 +8,7 @@ at a stage's start or end), so a window's samples are found without any other fi
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import IO, Literal, TypeVar
@@ -37,16 +38,25 @@ class SampleFile:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._file: IO[str] | None = None
+        self.failed = False
 
     def write(self, sample: Sample) -> None:
-        if self._file is None:
-            self._file = self.path.open("a", encoding="utf-8")
-        self._file.write(sample.model_dump_json(exclude_defaults=True) + "\n")
-        self._file.flush()
+        """Append one sample; once a write fails (a full disk) the file takes no more: the samples stay in memory
+        and the run's own stop says why (``JsonlSink``), never a traceback from the sampling thread."""
+        if self.failed:
+            return
+        try:
+            if self._file is None:
+                self._file = self.path.open("a", encoding="utf-8")
+            self._file.write(sample.model_dump_json(exclude_defaults=True) + "\n")
+            self._file.flush()
+        except OSError:
+            self.failed = True
 
     def close(self) -> None:
         if self._file is not None:
-            self._file.close()
+            with contextlib.suppress(OSError):
+                self._file.close()
 
 
 def read_samples(path: Path, model: type[S]) -> list[S]:

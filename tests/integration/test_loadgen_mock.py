@@ -4,6 +4,7 @@ truth, every fault class, nothing lost, and a clean stop on SIGINT."""
 from __future__ import annotations
 
 import json
+import resource
 import signal
 import subprocess
 import sys
@@ -17,8 +18,9 @@ from loadgen import metrics as m
 from loadgen.api import load_run, run
 from loadgen.cli import main
 from loadgen.cli.engine_builds import load_engine_manifests
+from loadgen.record import RequestRecord
 from loadgen.selftest import mock_truth
-from loadgen.sinks.jsonl import read_records
+from loadgen.sinks.jsonl import JsonlSink, read_records
 from stack.process import free_port
 from tests.integration.helpers import interrupt_after
 from tests.integration.mock_runs import mock, mock_profile, run_mock, write_dataset
@@ -221,3 +223,51 @@ def test_engine_build_manifests_are_carried_into_the_run(tmp_path: Path, monkeyp
                      f"mock=openai-completions@{url}", "--model", "mock", "--dataset", str(write_dataset(tmp_path)),
                      "--concurrency", "1", "--requests", "2", "--engine-manifest", str(tmp_path / "nope.json")]) == 2
         assert not (tmp_path / "out2" / "records.jsonl").exists()
+
+
+def test_a_full_disk_stops_the_run_in_one_line_keeping_every_complete_record(tmp_path: Path) -> None:
+    """Issue 29, item 5: the disk fills mid-run (here the process's file-size limit, RLIMIT_FSIZE: the same failed
+    write, EFBIG instead of ENOSPC, without a filesystem to fill). One line naming the path and the error, exit 5,
+    no traceback; records.jsonl holds only complete records, and `loadgen report` rebuilds the run from them."""
+    out = tmp_path / "out"
+    limit = 40_000
+
+    def small_disk() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    with mock(tmp_path, "--ttft-ms", "5", "--itl-ms", "2") as url:
+        done = subprocess.run(
+            [sys.executable, "-m", "loadgen.cli", "run", "--no-progress", "--no-metrics", "--out", str(out),
+             "--target", f"mock=openai-completions@{url}", "--model", "mock", "--concurrency", "4", "--requests",
+             "400", "--output-tokens", "16", "--set", "prompts.source=sharegpt",
+             "--set", f"prompts.dataset={write_dataset(tmp_path)}"],
+            cwd=ROOT, capture_output=True, text=True, timeout=120, preexec_fn=small_disk)
+    assert done.returncode == 5, done.stdout + done.stderr
+    said = " ".join(done.stderr.split())
+    assert "the run stopped: cannot write" in said and "EFBIG" in said and "complete records kept" in said, said
+    assert "Traceback" not in done.stderr + done.stdout
+    text = (out / "records.jsonl").read_text()
+    assert text.endswith("\n") and 0 < text.count("\n") < 400
+    kept = list(read_records(out / "records.jsonl"))
+    assert len(kept) == text.count("\n") and f"{len(kept)} complete records kept" in said
+    (out / "records.jsonl").write_text(text + text.splitlines(keepends=True)[0][:100])  # a record cut short
+    report = subprocess.run([sys.executable, "-m", "loadgen.cli", "report", str(out)], cwd=ROOT,
+                            capture_output=True, text=True, timeout=120)
+    assert report.returncode == 0, report.stderr
+    assert "skipped 1 line, the last" in " ".join(report.stderr.split())
+    assert json.loads((out / "summary.json").read_text())["targets"]["mock"]["requests"]["ok"] == len(kept)
+
+
+def test_records_on_a_full_device_say_enospc(tmp_path: Path) -> None:
+    """/dev/full answers every write with ENOSPC: the sink says so once, calls its stop, writes nothing more."""
+    (tmp_path / "records.jsonl").symlink_to("/dev/full")
+    sink = JsonlSink(tmp_path / "records.jsonl")
+    stops: list[bool] = []
+    sink.on_failure = lambda: stops.append(True)
+    record = RequestRecord(target="t", kind="openai-chat", stage=0, stage_name="s", index=0, prompt_id="p",
+                           intended_ns=0, sent_ns=0, end_ns=1)
+    sink(record)
+    sink(record)
+    sink.close()
+    assert sink.error is not None and "ENOSPC" in sink.error and str(tmp_path / "records.jsonl") in sink.error
+    assert stops == [True] and sink.written == 0
