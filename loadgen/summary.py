@@ -242,7 +242,8 @@ def windows(target: Metrics, stages: bool = True) -> list[tuple[str, Metrics]]:
 
 def steady_state(records: Sequence[RequestRecord], concurrency: int | None, loop_lag: Sequence[tuple[int, int]],
                  slo: dict[str, float | None]) -> SteadyState:
-    """The ``steady`` block of one stage's records (``loadgen.verdicts.steady``)."""
+    """The ``steady`` block of one stage's records (``loadgen.verdicts.steady``). The window is kept to the
+    nanosecond (9 decimals): ``compare --steady`` and ``search --steady`` select the same requests from it."""
     window = steady.window_of(records, concurrency)
     if window is None:
         loop = f"closed loop of {concurrency}" if concurrency else "open loop"
@@ -255,8 +256,8 @@ def steady_state(records: Sequence[RequestRecord], concurrency: int | None, loop
     for name, value in steady.throughput(records, window, slo).items():
         setattr(block, name, round(value, 3))
     flat = steady.plateau(records, window)
-    return SteadyState(rule=window.rule, reached=flat, start_s=round((window.start_ns - first) / m.NS_PER_S, 6),
-                       end_s=round((window.end_ns - first) / m.NS_PER_S, 6),
+    return SteadyState(rule=window.rule, reached=flat, start_s=round((window.start_ns - first) / m.NS_PER_S, 9),
+                       end_s=round((window.end_ns - first) / m.NS_PER_S, 9),
                        share=round((window.end_ns - window.start_ns) / (last - first), 4) if last > first else None,
                        plateau=flat, metrics=block)
 

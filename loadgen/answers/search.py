@@ -89,6 +89,9 @@ class Step(BaseModel):
     # With a price for the target: what its tokens cost at this step's load (the stage's, or its steady state's,
     # ``cost`` block: loadgen/cost.py).
     cost: Cost | None = None
+    # Most of its requests could not connect: the server stopped answering, so the step says nothing about
+    # capacity and the search stops (issue 29).
+    unreachable: bool = False
 
 
 class TargetSearch(BaseModel):
@@ -101,6 +104,7 @@ class TargetSearch(BaseModel):
     converged: bool = False
     seconds: float = 0.0
     steps: list[Step] = Field(default_factory=list)
+    stopped: str | None = None  # why the search ended early (the server stopped answering); None otherwise
 
     def cost_at_answer(self) -> Cost | None:
         """The cost block of the step that ran at the load found (the capacity), when the target had a price."""
@@ -143,8 +147,8 @@ class Search:
             else:
                 hi = mid
         r = self.result
-        r.lo, r.hi, r.answer = lo, hi, lo
-        r.converged = lo is not None and hi is not None and self._resolved(lo, hi)
+        r.lo, r.hi, r.answer = lo, hi, lo if r.stopped is None else None  # a dead server measures no capacity
+        r.converged = r.stopped is None and lo is not None and hi is not None and self._resolved(lo, hi)
         r.seconds = round(time.monotonic() - began, 1)
         return r
 
@@ -168,7 +172,7 @@ class Search:
         return (hi - lo) / lo <= self.resolution or (self.over == "concurrency" and hi - lo <= 1)
 
     def _steps_left(self) -> bool:
-        return len(self.result.steps) < self.max_steps
+        return len(self.result.steps) < self.max_steps and self.result.stopped is None
 
     def _stage(self, load: float) -> dict[str, object]:
         stage: dict[str, object] = {"type": self.over, self.over: load if self.over == "rate" else int(load),
@@ -192,6 +196,9 @@ class Search:
         step = judge(result, self.result.target, self.slo, self.goodput, index, load, time.monotonic() - began,
                      steady=self.steady)
         self.result.steps.append(step)
+        if step.unreachable:
+            self.result.stopped = (f"the server stopped answering at {self.over} {load:g} "
+                                   f"({'; '.join(w for w in step.why if 'connect' in w)})")
         self.notify(f"{self.result.target} {self.over} {load:g}: {'pass' if step.passed else 'FAIL'} "
                     f"({', '.join(step.why) or 'SLO met'})")
         return step.passed
@@ -224,6 +231,11 @@ def judge(result: api.RunResult, target: str, slo: SLO, goodput: float | None, i
         why.append(f"goodput {share or 0:.1%} < {goodput:.0%}")
     if goodput is None and block.requests.failed:
         why.append(f"{block.requests.failed} failed requests")
+    total = block.requests.ok + block.requests.failed
+    connect = block.requests.by_error.get("connect", 0)
+    unreachable = total > 0 and connect > total / 2
+    if unreachable:
+        why.append(f"{connect} of {total} requests could not connect")
     saturated = bool(stage is not None and stage.saturated)
     if saturated:
         why.append("saturated")
@@ -232,7 +244,8 @@ def judge(result: api.RunResult, target: str, slo: SLO, goodput: float | None, i
                 requests_failed=block.requests.failed, p99_ms={k: v for k, v in p99.items()},
                 goodput=None if share is None else round(share, 4), saturated=saturated, passed=not why, why=why,
                 valid=None if validity is None else validity.valid,
-                validity_reasons=[] if validity is None else validity.reasons, cost=block.cost)
+                validity_reasons=[] if validity is None else validity.reasons, cost=block.cost,
+                unreachable=unreachable)
 
 
 def search(profile: Profile, slo: SLO, out: Path, *, over: Over = "rate", goodput: float | None = None,

@@ -39,6 +39,11 @@ def steps_table(found: SearchResult) -> Table:
 def answer_lines(found: SearchResult) -> list[str]:
     lines = []
     for target, t in found.targets.items():
+        if t.stopped is not None:
+            passed = f"the loads up to {t.lo:g} passed; " if t.lo is not None else ""
+            lines.append(f"{target}: search STOPPED: {t.stopped}; {passed}no capacity is claimed ({len(t.steps)} "
+                         f"steps, {t.seconds:g} s)")
+            continue
         if t.answer is None:
             lines.append(f"{target}: the SLO failed at every {found.over} tried (lowest {t.hi:g}); {t.seconds:g} s")
             continue

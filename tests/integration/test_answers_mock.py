@@ -10,6 +10,7 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 
 from loadgen import api
@@ -118,6 +119,28 @@ def test_compare_and_search_can_use_the_steady_state(tmp_path: Path) -> None:
     assert cost.usd_per_mtok_output == pytest.approx(1e-3 / steady_out["metrics"]["output_tokens_per_s"] * 1e6,
                                                      rel=1e-3)
     assert "per million output tokens (at $3.6/h)" in " ".join(answer_lines(found))
+
+
+def test_a_search_stops_when_the_server_stops_answering(tmp_path: Path) -> None:
+    """Issue 29, item 12: the server dies mid-search. The step whose requests cannot connect stops the search, which
+    claims no capacity (the failing step measured the dead server, not a load), and says so."""
+    with mock(tmp_path, "--ttft-ms", "20", "--itl-ms", "2") as url:
+        base = profile(url, tmp_path, 6, load={"type": "rate", "rate": 4, "duration_s": 2, "arrival": "constant"})
+        steps: list[str] = []
+
+        def kill_after_two(line: str) -> None:
+            steps.append(line)
+            if len(steps) == 2:
+                for proc in psutil.Process().children(recursive=True):
+                    if "servers.mock" in " ".join(proc.cmdline()):
+                        proc.kill()
+
+        found = search(base, SLO.parse("ttft_p99_ms=500"), tmp_path / "search", max_steps=8, notify=kill_after_two)
+    t = found.targets["mock"]
+    assert [s.passed for s in t.steps] == [True, True, False] and t.steps[-1].unreachable
+    assert t.stopped is not None and "stopped answering" in t.stopped and "could not connect" in t.stopped
+    assert t.answer is None and t.lo == 8 and not t.converged
+    assert "search STOPPED" in answer_lines(found)[0] and "no capacity is claimed" in answer_lines(found)[0]
 
 
 def test_compare_refuses_an_invalid_run_unless_allowed(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -101,3 +101,14 @@ def test_a_short_steady_window_is_a_warning() -> None:
     s = summary.targets["t"].stages["s"].steady
     assert s is not None and s.share is not None and s.share < 0.5
     assert any("covered" in w for w in summary.targets["t"].validity.warnings)
+
+
+def test_the_saved_window_selects_the_same_requests() -> None:
+    """``compare --steady`` and ``search --steady`` rebuild the window from the saved seconds: to the nanosecond,
+    the requests at its edges (a closed loop's window starts exactly at a send) stay in."""
+    records = closed_loop(concurrency=3, requests=50, duration_ms=77.7777, ramp_ms=13.33335)  # 3rd send: .7 µs
+    s = build_summary(records, [], manifest(), {}, closed_loops={0: 3}).targets["t"].stages["s"].steady
+    assert s is not None and s.metrics is not None
+    again = steady.steady_records(records, s.start_s, s.end_s)
+    assert len(again) == s.metrics.requests.ok + s.metrics.requests.failed
+    assert min(r.sent_ns for r in again) == steady.window_of(records, 3).start_ns  # type: ignore[union-attr]
