@@ -22,6 +22,8 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from loadgen.metrics import percentile
+
 WIDTH = 640.0
 PLOT_HEIGHT = 250.0
 FONT = 11.0
@@ -488,14 +490,6 @@ class BarChart:
         return [sum(v for v in c if v > 0) for c in columns] + [sum(v for v in c if v < 0) for c in columns] + [0.0]
 
 
-def quantile(data: Sequence[float], q: float) -> float:
-    """The q-quantile of sorted ``data`` by linear interpolation (numpy's default, as ``loadgen.metrics``)."""
-    pos = (len(data) - 1) * q
-    lo = math.floor(pos)
-    hi = min(lo + 1, len(data) - 1)
-    return data[lo] + (data[hi] - data[lo]) * (pos - lo)
-
-
 @dataclass
 class BoxChart:
     """One box per group: p25–p75, the median, whiskers at p1 and p99 (said in the tooltip)."""
@@ -505,7 +499,7 @@ class BoxChart:
     groups: list[tuple[str, list[float]]]
 
     def svg(self, name: str) -> str:
-        stats = [(n, [quantile(d, q) for q in (0.01, 0.25, 0.5, 0.75, 0.99)]) for n, v in self.groups
+        stats = [(n, [percentile(d, q) for q in (1, 25, 50, 75, 99)]) for n, v in self.groups
                  if (d := sorted(v))]
         names = [n for n, _ in stats]
         frame, slot = _category_frame(self.title, "", self.y.label, names, [])
